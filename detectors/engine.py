@@ -1,0 +1,296 @@
+"""The detection engine: bytes in, matches out.
+
+One pass of Hyperscan over the bytes finds, for every rule at once, where a
+match can end. Each rule's hits are merged into small windows (a rule's
+maximum width before the hit, a little after) and only those windows are run
+through the ``regex`` module, which confirms the match, extracts the secret
+group and evaluates what Hyperscan cannot (lookaround, back-references).
+Confirmed matches then pass the keyword, entropy, checksum, filter and
+allowlist gates. When Hyperscan cannot load, the ``regex`` backend finds hits
+by scanning each rule whose keywords occur, then shares every later step, so
+both backends report the same matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import regex
+
+from detectors import decoders, filters, hsdb
+from detectors.entropy import shannon
+from detectors.rule import Rule
+from detectors.ruleset import RuleSet
+from detectors.validators import CHECKSUMS
+
+Backend = Literal["auto", "hyperscan", "regex"]
+INLINE_ALLOW = b"sentinel:allow"
+TAIL = 64  # bytes after a hit that the confirmation window also covers
+MAX_HITS = 100_000  # per scan; past this a chunk is adversarial and the rest is dropped
+MAX_MATCHES_PER_RULE = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One confirmed secret. Offsets are into the scanned bytes; for a secret found
+    inside an encoded blob they cover the encoded blob and ``decoded`` says how."""
+
+    rule_id: str
+    start: int
+    end: int
+    secret: bytes
+    entropy: float
+    decoded: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalAllowlist:
+    """Values never reported, from the project configuration."""
+
+    regexes: tuple[str, ...] = ()
+    stopwords: tuple[str, ...] = ()
+
+
+@dataclass
+class EngineStats:
+    hits: int = 0
+    windows: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    truncated_chunks: int = 0
+
+    def reject(self, why: str) -> None:
+        self.rejected[why] = self.rejected.get(why, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    rule: Rule
+    pattern: regex.Pattern[bytes]
+    group: int | str
+    window: int
+    keywords: tuple[bytes, ...]
+    validator: Callable[[bytes], bool] | None
+    allow: regex.Pattern[bytes] | None
+    stopwords: tuple[bytes, ...]
+
+
+def _alternation(parts: Iterable[str]) -> regex.Pattern[bytes] | None:
+    parts = [p for p in parts if p]
+    if not parts:
+        return None
+    return regex.compile("|".join(f"(?:{p})" for p in parts).encode())
+
+
+class Engine:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        *,
+        backend: Backend = "auto",
+        cache_dir: Path | None = None,
+        decode_depth: int = 2,
+        inline_allow: bool = True,
+        allowlist: GlobalAllowlist | None = None,
+    ) -> None:
+        self.rules = ruleset
+        self.decode_depth = decode_depth
+        self.inline_allow = inline_allow
+        self.stats = EngineStats()
+        allowlist = allowlist or GlobalAllowlist()
+        self._global_allow = _alternation(allowlist.regexes)
+        self._global_stop = tuple(s.lower().encode() for s in allowlist.stopwords)
+        self._compiled = [self._compile(r) for r in ruleset]
+        n = len(self._compiled)
+        self._b64_id, self._pct_id = n, n + 1
+        self._db: Any = None
+        self.backend: str = "regex"
+        if backend in ("auto", "hyperscan"):
+            try:
+                patterns = [
+                    hsdb.Pattern(hsdb.to_hyperscan(c.rule.regex), i)
+                    for i, c in enumerate(self._compiled)
+                ]
+                patterns.append(hsdb.Pattern(decoders.BASE64_TRIGGER, self._b64_id, True))
+                patterns.append(hsdb.Pattern(decoders.PERCENT_TRIGGER, self._pct_id, True))
+                self._db = hsdb.load_or_compile(patterns, cache_dir)
+                self.backend = "hyperscan"
+            except hsdb.HyperscanUnavailable:
+                if backend == "hyperscan":
+                    raise
+        if self.backend == "regex":
+            self._b64_trigger = regex.compile(decoders.BASE64_TRIGGER)
+            self._pct_trigger = regex.compile(decoders.PERCENT_TRIGGER)
+
+    @staticmethod
+    def _compile(rule: Rule) -> _Compiled:
+        validator = CHECKSUMS[rule.checksum] if rule.checksum else None
+        return _Compiled(
+            rule=rule,
+            pattern=rule.compiled(),
+            group=rule.group(),
+            window=rule.window(),
+            keywords=tuple(k.encode() for k in rule.keywords),
+            validator=validator,
+            allow=_alternation(rule.allowlist.regexes),
+            stopwords=tuple(s.lower().encode() for s in rule.allowlist.stopwords),
+        )
+
+    # -- hits ---------------------------------------------------------------------------
+
+    def _hits_hyperscan(self, data: bytes) -> tuple[dict[int, list[int]], bool, bool]:
+        hits: dict[int, list[int]] = {}
+        count = 0
+
+        def on_match(pid: int, _from: int, to: int, _flags: int, _ctx: object) -> bool:
+            nonlocal count
+            count += 1
+            ends = hits.get(pid)
+            if ends is None:
+                hits[pid] = [to]
+            else:
+                ends.append(to)
+            return count >= MAX_HITS
+
+        try:
+            self._db.scan(data, match_event_handler=on_match)
+        except Exception as exc:  # hyperscan.error on ScanTerminated when the cap is hit
+            if count < MAX_HITS:
+                raise RuntimeError(f"hyperscan scan failed: {exc}") from None
+            self.stats.truncated_chunks += 1
+        self.stats.hits += count
+        b64 = hits.pop(self._b64_id, None) is not None
+        pct = hits.pop(self._pct_id, None) is not None
+        return hits, b64, pct
+
+    def _hits_regex(self, data: bytes) -> tuple[dict[int, list[int]], bool, bool]:
+        hits: dict[int, list[int]] = {}
+        lowered: bytes | None = None
+        for i, c in enumerate(self._compiled):
+            if c.keywords:
+                if lowered is None:
+                    lowered = data.lower()
+                if not any(k in lowered for k in c.keywords):
+                    continue
+            ends = [m.end() for m in c.pattern.finditer(data)]
+            if ends:
+                hits[i] = ends
+        b64 = self._b64_trigger.search(data) is not None
+        pct = self._pct_trigger.search(data) is not None
+        return hits, b64, pct
+
+    # -- confirmation -------------------------------------------------------------------
+
+    def scan(self, data: bytes) -> list[Match]:
+        """Every secret in ``data``, in order of position."""
+        return self._scan(data, self.decode_depth)
+
+    def _scan(self, data: bytes, depth: int) -> list[Match]:
+        if not data:
+            return []
+        if self._db is not None:
+            hits, b64, pct = self._hits_hyperscan(data)
+        else:
+            hits, b64, pct = self._hits_regex(data)
+        out: list[Match] = []
+        for pid, ends in hits.items():
+            self._confirm(self._compiled[pid], data, ends, out)
+        if depth > 0 and (b64 or pct):
+            for span, decoded, how in decoders.decoded_regions(data, b64, pct):
+                for m in self._scan(decoded, depth - 1):
+                    out.append(
+                        Match(
+                            rule_id=m.rule_id,
+                            start=span[0],
+                            end=span[1],
+                            secret=m.secret,
+                            entropy=m.entropy,
+                            decoded=how + (">" + m.decoded if m.decoded else ""),
+                        )
+                    )
+        out.sort(key=lambda m: (m.start, m.rule_id))
+        return out
+
+    def _confirm(self, c: _Compiled, data: bytes, ends: Sequence[int], out: list[Match]) -> None:
+        n = len(data)
+        seen: set[tuple[int, int]] = set()
+        found = 0
+        lo = hi = -1
+        windows: list[tuple[int, int]] = []
+        for e in sorted(ends):
+            s = e - c.window
+            if lo >= 0 and s <= hi:
+                hi = e + TAIL
+            else:
+                if lo >= 0:
+                    windows.append((lo, hi))
+                lo, hi = max(0, s), e + TAIL
+        if lo >= 0:
+            windows.append((lo, hi))
+        self.stats.windows += len(windows)
+        for lo, hi in windows:
+            for m in c.pattern.finditer(data, lo, min(hi, n), overlapped=False):
+                s, e = m.span(c.group)
+                if s < 0 or s == e or (s, e) in seen:
+                    continue
+                seen.add((s, e))
+                match = self._gate(c, data, m, s, e)
+                if match is not None:
+                    out.append(match)
+                    found += 1
+                    if found >= MAX_MATCHES_PER_RULE:
+                        return
+
+    def _gate(
+        self, c: _Compiled, data: bytes, m: regex.Match[bytes], s: int, e: int
+    ) -> Match | None:
+        rule = c.rule
+        secret = data[s:e]
+        if c.keywords:
+            whole = m.group(0).lower()
+            if not any(k in whole for k in c.keywords):
+                self.stats.reject("keyword")
+                return None
+        ent = shannon(secret)
+        if rule.entropy is not None and ent < rule.entropy:
+            self.stats.reject("entropy")
+            return None
+        if c.validator is not None and not c.validator(secret):
+            self.stats.reject("checksum")
+            return None
+        why = filters.rejected_by(secret, rule.generic)
+        if why is not None:
+            self.stats.reject(why)
+            return None
+        low = secret.lower()
+        if (c.allow is not None and c.allow.search(secret)) or any(w in low for w in c.stopwords):
+            self.stats.reject("rule_allowlist")
+            return None
+        if (self._global_allow is not None and self._global_allow.search(secret)) or any(
+            w in low for w in self._global_stop
+        ):
+            self.stats.reject("allowlist")
+            return None
+        if self.inline_allow and INLINE_ALLOW in _line_at(data, m.start(), m.end()):
+            self.stats.reject("inline_allow")
+            return None
+        return Match(rule_id=rule.id, start=s, end=e, secret=secret, entropy=round(ent, 3))
+
+
+def _line_at(data: bytes, start: int, end: int) -> bytes:
+    """The full line(s) around ``data[start:end]``, capped so a 10 MB line costs little."""
+    ls = data.rfind(b"\n", max(0, start - 4096), start) + 1 or max(0, start - 4096)
+    le = data.find(b"\n", end, end + 4096)
+    if le < 0:
+        le = min(len(data), end + 4096)
+    return data[ls:le]
+
+
+def line_col(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of a byte offset."""
+    line = data.count(b"\n", 0, offset) + 1
+    ls = data.rfind(b"\n", 0, offset) + 1
+    col = len(data[ls:offset].decode("utf-8", "replace")) + 1
+    return line, col

@@ -1,0 +1,111 @@
+"""Filters that drop matches which are not secrets. Each ``is_*`` names the false
+positive it kills; all are pure functions of the candidate value (bytes).
+
+``universal`` filters apply to every rule: a placeholder is never a live key.
+``generic`` filters apply to the generic assignment detector only, where the
+value has no provider format to vouch for it.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+_PLACEHOLDER_WORDS = (
+    b"example", b"xxxx", b"changeme", b"change_me", b"change-me", b"placeholder",
+    b"your_", b"your-", b"yourkey", b"yourtoken", b"yoursecret", b"dummy", b"redacted",
+    b"replace_me", b"replaceme", b"replace-me", b"insert_", b"insert-", b"fixme", b"todo",
+    b"notreal", b"not_real", b"not-a-real", b"fake_", b"fake-", b"sample_", b"<secret>",
+    b"****", b"....", b"0000000000", b"1234567890", b"abcdefgh", b"123456789",
+    b"aaaaaaaa", b"foobar", b"lorem", b"ipsum", b"hunter2",
+)
+_TEMPLATE_RE = re.compile(
+    rb"""\$\{[^}]*\}|\{\{[^}]*\}\}|\$\([^)]*\)|%\([^)]*\)[sd]|^\$[A-Za-z_][A-Za-z0-9_]*$|"""
+    rb"""^%[A-Za-z_]+%$|^<[^<>]+>$|^\[[A-Za-z _-]+\]$|%s|\{\d*\}|#\{[^}]*\}|@@[A-Za-z_]+@@"""
+)
+_CODE_RE = re.compile(
+    rb"""^(?:os\.environ|os\.getenv|process\.env|env\(|getenv|System\.getenv|ENV\[|config\.|"""
+    rb"""settings\.|self\.|this\.|props\.|params\.|args\.|request\.|secrets\.|vault:|"""
+    rb"""ref\+|arn:aws:secretsmanager|true$|false$|null$|none$|nil$|undefined$)""",
+    re.IGNORECASE,
+)
+_IDENTIFIER_RE = re.compile(rb"^[A-Za-z_][A-Za-z0-9_]*(?:[.\-][A-Za-z_][A-Za-z0-9_]*)*(?:\(\)?)?$")
+_HAS_DIGIT = re.compile(rb"\d")
+_HAS_LOWER = re.compile(rb"[a-z]")
+_HAS_UPPER = re.compile(rb"[A-Z]")
+_SEQUENCES = (b"0123456789", b"abcdefghijklmnopqrstuvwxyz", b"qwertyuiop", b"asdfghjkl")
+
+
+@cache
+def _words() -> frozenset[bytes]:
+    text = resources.files("detectors").joinpath("data/words.txt").read_bytes()
+    return frozenset(w.strip().lower() for w in text.splitlines() if w.strip())
+
+
+def is_placeholder(value: bytes) -> bool:
+    """Documentation and template stand-ins: ``EXAMPLE`` keys, ``xxxx``, ``changeme``, ``your_key``."""
+    low = value.lower()
+    return any(w in low for w in _PLACEHOLDER_WORDS)
+
+
+def is_template_variable(value: bytes) -> bool:
+    """Values filled in later: ``${VAR}``, ``{{ var }}``, ``$VAR``, ``%(name)s``, ``<your-key>``."""
+    return _TEMPLATE_RE.search(value) is not None
+
+
+def is_low_variety(value: bytes) -> bool:
+    """Runs of one or two characters (``aaaaaaaa``, ``--------``) and keyboard sequences."""
+    if len(set(value)) <= 2:
+        return True
+    low = value.lower()
+    return any(low in seq or seq.startswith(low) for seq in _SEQUENCES if len(low) >= 6)
+
+
+def is_code_reference(value: bytes) -> bool:
+    """An expression that fetches the secret instead of holding it: ``os.environ[...]``,
+    ``config.password``, ``self.token``, booleans and nulls."""
+    return _CODE_RE.match(value) is not None
+
+
+def is_identifier(value: bytes) -> bool:
+    """A variable or attribute name (``user_password``, ``authToken``, ``get_token()``):
+    letters and underscores with no digits, the shape of code rather than of a key."""
+    return _IDENTIFIER_RE.match(value) is not None and _HAS_DIGIT.search(value) is None
+
+
+def is_dictionary_word(value: bytes) -> bool:
+    """Common words and passwords (``secret``, ``password123``, ``letmein``) stripped of
+    digits and punctuation: a real secret is not a word from the list."""
+    core = re.sub(rb"[^a-z]", b"", value.lower())
+    if not core:
+        return True
+    words = _words()
+    if core in words:
+        return True
+    # two words glued together (``adminpassword``, ``secretkey``)
+    return any(core[:i] in words and core[i:] in words for i in range(3, len(core) - 2))
+
+
+def is_single_class(value: bytes) -> bool:
+    """Only one character class (all lowercase, all digits, ...): phone numbers, ids, words."""
+    classes = sum(
+        1 for rx in (_HAS_DIGIT, _HAS_LOWER, _HAS_UPPER) if rx.search(value) is not None
+    )
+    return classes <= 1 and re.search(rb"[^A-Za-z0-9]", value) is None
+
+
+UNIVERSAL = (is_placeholder, is_template_variable, is_low_variety)
+GENERIC = (is_code_reference, is_identifier, is_dictionary_word, is_single_class)
+
+
+def rejected_by(value: bytes, generic: bool) -> str | None:
+    """The name of the first filter that rejects ``value``, or None if it survives."""
+    for f in UNIVERSAL:
+        if f(value):
+            return f.__name__
+    if generic:
+        for f in GENERIC:
+            if f(value):
+                return f.__name__
+    return None

@@ -1,0 +1,89 @@
+"""Loading rule files into an ordered, hashable set of rules."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detectors.rule import Rule, RuleFormatError, rule_from_table
+
+BUILTIN_DIR = Path(__file__).parent / "rules"
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for r in self.rules:
+            if r.id in seen:
+                raise RuleFormatError(f"rule id {r.id!r} is defined twice")
+            seen.add(r.id)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.rules)
+
+    def by_id(self, rule_id: str) -> Rule:
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+    def digest(self) -> str:
+        """A hash of everything that changes what the engine compiles."""
+        h = hashlib.sha256()
+        for r in self.rules:
+            h.update(r.id.encode() + b"\0" + r.regex.encode() + b"\0")
+            h.update(str(r.max_length).encode() + b"\1")
+        return h.hexdigest()
+
+    def without(self, ids: Iterable[str]) -> RuleSet:
+        drop = set(ids)
+        return RuleSet(tuple(r for r in self.rules if r.id not in drop))
+
+    def plus(self, extra: Sequence[Rule]) -> RuleSet:
+        return RuleSet(self.rules + tuple(extra))
+
+
+def parse_rules_toml(text: str, source_file: str) -> list[Rule]:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleFormatError(f"{source_file}: not valid TOML: {exc}") from None
+    return rules_from_doc(doc, source_file)
+
+
+def rules_from_doc(doc: dict[str, Any], source_file: str) -> list[Rule]:
+    tables = doc.get("rule", doc.get("rules", []))
+    if not isinstance(tables, list):
+        raise RuleFormatError(f"{source_file}: 'rule' must be an array of tables ([[rule]])")
+    return [rule_from_table(t, source_file) for t in tables]
+
+
+def load_file(path: Path) -> list[Rule]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleFormatError(f"{path}: cannot read rule file: {exc}") from None
+    return parse_rules_toml(text, str(path))
+
+
+def builtin_rule_files() -> list[Path]:
+    return sorted(BUILTIN_DIR.glob("*.toml"))
+
+
+def load_builtin() -> RuleSet:
+    rules: list[Rule] = []
+    for path in builtin_rule_files():
+        rules.extend(
+            parse_rules_toml(path.read_text(encoding="utf-8"), f"detectors/rules/{path.name}")
+        )
+    return RuleSet(tuple(rules))
