@@ -1,9 +1,11 @@
 """Bounded decoding of base64 and percent-encoded blobs, so secrets hidden by an
 encoding are scanned again as plain text.
 
-Two single-match triggers ride along in the Hyperscan pass, so a chunk is only
-searched for candidates when it holds something that looks encoded. Limits keep
-adversarial input cheap: at most ``MAX_CANDIDATES`` blobs a chunk and
+Two extra patterns ride along in the Hyperscan pass. Each reports once per
+encoded run, at its end (the pattern needs the byte that closes the run), so a
+chunk is never searched again for candidates: the run is found by walking back
+from the hit with a translation table. Limits keep adversarial input cheap: at
+most ``MAX_CANDIDATES`` runs a chunk, ``MAX_RUN`` bytes a run and
 ``MAX_DECODED`` bytes decoded in all; the engine bounds the recursion depth.
 """
 
@@ -11,29 +13,77 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from urllib.parse import unquote_to_bytes
 
-import regex
+# A run of 32+ standard-alphabet characters, optional padding, then a closing byte
+# (or the end). '_' and '-' are left out on purpose: snake_case identifiers would
+# otherwise fire on every source file; URL-safe blobs are still decoded once found.
+BASE64_TRIGGER = rb"[A-Za-z0-9+/]{32}={0,2}(?:[^A-Za-z0-9+/=]|$)"
+# A percent-escape of a character that passwords use but URLs must escape, inside a word.
+PERCENT_TRIGGER = rb"[A-Za-z0-9]%(?:2[1-9A-Fa-f]|3[ABDFabdf]|40|5[BDbd]|7[BDbd]|25)[A-Za-z0-9%]"
 
-# Long runs of the standard base64 alphabet (no '_' or '-': snake_case identifiers
-# would fire on every source file), or shorter runs closed by padding.
-BASE64_TRIGGER = rb"[A-Za-z0-9+/]{40}|[A-Za-z0-9+/]{16}={1,2}"
-PERCENT_TRIGGER = rb"[A-Za-z0-9]%[2-7][0-9A-Fa-f][A-Za-z0-9%]"
-
-_B64_RUN = regex.compile(rb"[A-Za-z0-9+/]{20,}={0,2}|[A-Za-z0-9_-]{20,}={0,2}")
-_PCT_RUN = regex.compile(rb"[A-Za-z0-9%+/._~:@=&-]*%[0-9A-Fa-f]{2}[A-Za-z0-9%+/._~:@=&-]*")
 MAX_CANDIDATES = 256
+MAX_RUN = 64 * 1024
 MAX_DECODED = 4 * 1024 * 1024
 MIN_PRINTABLE = 0.85
+_B64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-"
+_PCT_CHARS = _B64_CHARS + b"%._~:@&!*="
+
+
+def _table(members: bytes) -> bytes:
+    """Maps members to 'a' and everything else to ' ', to find run edges with rfind/find."""
+    t = bytearray(b" " * 256)
+    for b in members:
+        t[b] = ord("a")
+    return bytes(t)
+
+
+_B64_TABLE = _table(_B64_CHARS)
+_B64_SET = frozenset(_B64_CHARS + b"=")
+_PCT_TABLE = _table(_PCT_CHARS)
+
+
+def _run_start(data: bytes, hi: int, table: bytes) -> int:
+    """Where the run of table members ending at ``hi`` starts (looks back at most MAX_RUN)."""
+    step = 256
+    while True:
+        lo = max(0, hi - step)
+        cut = data[lo:hi].translate(table).rfind(b" ")
+        if cut >= 0:
+            return lo + cut + 1
+        if lo == 0 or step > MAX_RUN:
+            return lo
+        step *= 8
+
+
+def _base64_run(data: bytes, end: int) -> tuple[int, int]:
+    """The base64 run (with its padding) whose closing byte or end of data is at ``end``."""
+    hi = end
+    if hi > 0 and data[hi - 1] not in _B64_SET:
+        hi -= 1  # the hit includes the byte that closed the run
+    stop = hi
+    while hi > stop - 2 and hi > 0 and data[hi - 1] == 0x3D:  # '=' padding
+        hi -= 1
+    return _run_start(data, hi, _B64_TABLE), stop
+
+
+def _percent_run(data: bytes, end: int) -> tuple[int, int]:
+    """The run of URL characters around a percent-escape hit ending at ``end``."""
+    lo = _run_start(data, end, _PCT_TABLE)
+    tail = data[end : end + 4096].translate(_PCT_TABLE).find(b" ")
+    return lo, end + tail if tail >= 0 else min(len(data), end + 4096)
 
 
 def _printable(data: bytes) -> bool:
-    if not data:
-        return False
+    sample = data[:1024]
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 4:  # a multi-byte character cut by the sample is fine
+            return False
+        text = sample[: exc.start].decode("utf-8")
+    if not text:
         return False
     ok = sum(1 for ch in text if ch.isprintable() or ch in "\n\r\t")
     return ok / len(text) >= MIN_PRINTABLE
@@ -42,7 +92,7 @@ def _printable(data: bytes) -> bool:
 def b64decode(blob: bytes) -> bytes | None:
     """Decode standard or URL-safe base64 with or without padding; None if it is not."""
     core = blob.rstrip(b"=")
-    if len(core) % 4 == 1:
+    if len(core) % 4 == 1 or len(core) < 16:
         return None
     padded = core + b"=" * (-len(core) % 4)
     try:
@@ -54,30 +104,32 @@ def b64decode(blob: bytes) -> bytes | None:
 
 
 def decoded_regions(
-    data: bytes, base64_hint: bool, percent_hint: bool
+    data: bytes, base64_ends: Sequence[int], percent_ends: Sequence[int]
 ) -> Iterator[tuple[tuple[int, int], bytes, str]]:
-    """(span in ``data``, decoded bytes, encoding name) for each decodable blob."""
+    """(span in ``data``, decoded bytes, encoding name) for each decodable run."""
     budget = MAX_DECODED
     count = 0
-    if base64_hint:
-        for m in _B64_RUN.finditer(data):
-            blob = m.group()
-            decoded = b64decode(blob)
-            if decoded is None or len(decoded) < 12 or not _printable(decoded):
+    seen: set[tuple[int, int]] = set()
+    for ends, find_run, how in (
+        (base64_ends, _base64_run, "base64"),
+        (percent_ends, _percent_run, "percent"),
+    ):
+        for end in ends:
+            span = find_run(data, end)
+            if span in seen or span[1] - span[0] > MAX_RUN:
+                continue
+            seen.add(span)
+            blob = data[span[0] : span[1]]
+            if how == "base64":
+                decoded = b64decode(blob)
+            else:
+                decoded = unquote_to_bytes(blob)
+                if decoded == blob:
+                    decoded = None
+            if decoded is None or len(decoded) < 8 or not _printable(decoded):
                 continue
             budget -= len(decoded)
             count += 1
             if budget < 0 or count > MAX_CANDIDATES:
                 return
-            yield m.span(), decoded, "base64"
-    if percent_hint:
-        for m in _PCT_RUN.finditer(data):
-            blob = m.group()
-            decoded = unquote_to_bytes(blob)
-            if decoded == blob or len(decoded) < 8:
-                continue
-            budget -= len(decoded)
-            count += 1
-            if budget < 0 or count > MAX_CANDIDATES:
-                return
-            yield m.span(), decoded, "percent"
+            yield span, decoded, how

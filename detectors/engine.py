@@ -103,6 +103,7 @@ class Engine:
         self._global_allow = _alternation(allowlist.regexes)
         self._global_stop = tuple(s.lower().encode() for s in allowlist.stopwords)
         self._compiled = [self._compile(r) for r in ruleset]
+        self._generic_ids = frozenset(r.id for r in ruleset if r.generic)
         n = len(self._compiled)
         self._b64_id, self._pct_id = n, n + 1
         self._db: Any = None
@@ -113,16 +114,16 @@ class Engine:
                     hsdb.Pattern(hsdb.to_hyperscan(c.rule.regex), i)
                     for i, c in enumerate(self._compiled)
                 ]
-                patterns.append(hsdb.Pattern(decoders.BASE64_TRIGGER, self._b64_id, True))
-                patterns.append(hsdb.Pattern(decoders.PERCENT_TRIGGER, self._pct_id, True))
+                patterns.append(hsdb.Pattern(decoders.BASE64_TRIGGER, self._b64_id))
+                patterns.append(hsdb.Pattern(decoders.PERCENT_TRIGGER, self._pct_id))
                 self._db = hsdb.load_or_compile(patterns, cache_dir)
                 self.backend = "hyperscan"
             except hsdb.HyperscanUnavailable:
                 if backend == "hyperscan":
                     raise
         if self.backend == "regex":
-            self._b64_trigger = regex.compile(decoders.BASE64_TRIGGER)
-            self._pct_trigger = regex.compile(decoders.PERCENT_TRIGGER)
+            self._b64_trigger = regex.compile(decoders.BASE64_TRIGGER, regex.MULTILINE)
+            self._pct_trigger = regex.compile(decoders.PERCENT_TRIGGER, regex.MULTILINE)
 
     @staticmethod
     def _compile(rule: Rule) -> _Compiled:
@@ -140,7 +141,7 @@ class Engine:
 
     # -- hits ---------------------------------------------------------------------------
 
-    def _hits_hyperscan(self, data: bytes) -> tuple[dict[int, list[int]], bool, bool]:
+    def _hits_hyperscan(self, data: bytes) -> tuple[dict[int, list[int]], list[int], list[int]]:
         hits: dict[int, list[int]] = {}
         count = 0
 
@@ -161,11 +162,9 @@ class Engine:
                 raise RuntimeError(f"hyperscan scan failed: {exc}") from None
             self.stats.truncated_chunks += 1
         self.stats.hits += count
-        b64 = hits.pop(self._b64_id, None) is not None
-        pct = hits.pop(self._pct_id, None) is not None
-        return hits, b64, pct
+        return hits, hits.pop(self._b64_id, []), hits.pop(self._pct_id, [])
 
-    def _hits_regex(self, data: bytes) -> tuple[dict[int, list[int]], bool, bool]:
+    def _hits_regex(self, data: bytes) -> tuple[dict[int, list[int]], list[int], list[int]]:
         hits: dict[int, list[int]] = {}
         lowered: bytes | None = None
         for i, c in enumerate(self._compiled):
@@ -177,8 +176,8 @@ class Engine:
             ends = [m.end() for m in c.pattern.finditer(data)]
             if ends:
                 hits[i] = ends
-        b64 = self._b64_trigger.search(data) is not None
-        pct = self._pct_trigger.search(data) is not None
+        b64 = [m.end() for m in self._b64_trigger.finditer(data)]
+        pct = [m.end() for m in self._pct_trigger.finditer(data)]
         return hits, b64, pct
 
     # -- confirmation -------------------------------------------------------------------
@@ -210,8 +209,22 @@ class Engine:
                             decoded=how + (">" + m.decoded if m.decoded else ""),
                         )
                     )
+        if self._generic_ids and len(out) > 1:
+            out = self._drop_shadowed_generic(out)
         out.sort(key=lambda m: (m.start, m.rule_id))
         return out
+
+    def _drop_shadowed_generic(self, out: list[Match]) -> list[Match]:
+        """A provider rule that found the same secret beats the generic detector."""
+        specific = [(m.start, m.end) for m in out if m.rule_id not in self._generic_ids]
+        if not specific:
+            return out
+        return [
+            m
+            for m in out
+            if m.rule_id not in self._generic_ids
+            or not any(s < m.end and m.start < e for s, e in specific)
+        ]
 
     def _confirm(self, c: _Compiled, data: bytes, ends: Sequence[int], out: list[Match]) -> None:
         n = len(data)

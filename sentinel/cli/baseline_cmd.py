@@ -1,0 +1,63 @@
+"""``sentinel baseline create``: record today's known secrets so only new ones report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help="Manage baselines of known secrets.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    target: Annotated[
+        Path, typer.Argument(help="A git repository (its history) or a directory/file.")
+    ] = Path("."),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Baseline file to write.")
+    ] = Path(".sentinel-baseline.json"),
+    from_report: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--from-report", help="Build it from a 'scan --format json' report instead."),
+    ] = None,
+    no_history: Annotated[
+        bool, typer.Option("--no-history", help="For a repository: its working tree only.")
+    ] = False,
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--config", help="Config file (default: discovered)."),
+    ] = None,
+) -> None:
+    """Write keyed fingerprints of every secret found (never commit:line, never the value)."""
+    from sentinel import baseline, scanner
+    from sentinel import config as config_mod
+    from sentinel.errors import ConfigError, NotARepository
+    from sentinel.fingerprint import fingerprint_key
+
+    key = fingerprint_key()
+    if from_report is not None:
+        try:
+            report = json.loads(from_report.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read report {from_report}: {exc}") from None
+        doc = baseline.from_report(report, key)
+    else:
+        cfg = config_mod.load(config) if config else config_mod.discover(target)
+        opts = scanner.ScanOptions(config=cfg)
+        result = None
+        if target.is_dir() and not no_history:
+            try:
+                result = scanner.scan_git(str(target), opts)
+            except NotARepository:
+                result = None
+        if result is None:
+            result = scanner.scan_paths([str(target)], opts)
+        doc = baseline.build(result.occurrences, key)
+    try:
+        output.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
+    typer.echo(f"wrote {output}: {len(doc['secrets'])} known secret(s)", err=True)

@@ -1,0 +1,70 @@
+"""The ``sentinel`` command. Subcommand groups live in their own modules and import
+their heavy dependencies lazily, so ``sentinel --help`` and the hooks start fast.
+
+Exit codes: 0 nothing found, 1 findings, 2 error (usage, config, unreadable input).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+
+import typer
+
+from sentinel.cli import baseline_cmd, rules_cmd, scan_cmd
+
+app = typer.Typer(
+    name="sentinel",
+    help="Find leaked credentials in git history and files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(scan_cmd.app, name="scan")
+app.add_typer(rules_cmd.app, name="rules")
+app.add_typer(baseline_cmd.app, name="baseline")
+
+
+def _crash_log() -> str:
+    fd, path = tempfile.mkstemp(prefix="sentinel-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(traceback.format_exc())
+    return path
+
+
+def main() -> None:
+    from sentinel.errors import SentinelError
+
+    try:
+        rc = app(standalone_mode=False)
+    except SentinelError as exc:
+        print(f"sentinel: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("sentinel: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        # typer vendors click; recognise its exceptions by what they carry, not by import
+        name = type(exc).__name__
+        if name == "Exit":
+            sys.exit(getattr(exc, "exit_code", 0))
+        if name == "Abort":
+            sys.exit(130)
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+            exc.show()
+            sys.exit(2)
+        path = _crash_log()
+        print(
+            f"sentinel: internal error: {type(exc).__name__}: {exc} (details in {path}; please report it)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

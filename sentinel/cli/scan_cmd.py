@@ -1,0 +1,177 @@
+"""``sentinel scan git|path``."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help="Scan a source for secrets.", no_args_is_help=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    sarif = "sarif"
+
+
+FormatOpt = Annotated[
+    Optional[Format],  # noqa: UP045 (typer reads the annotation at runtime)
+    typer.Option("--format", "-f", help="Output format; table on a terminal, json otherwise."),
+]
+OutputOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+]
+ShowOpt = Annotated[
+    bool, typer.Option("--show-secrets", help="Print plaintext secrets (never the default).")
+]
+BaselineOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--baseline", help="Suppress secrets listed in this baseline file."),
+]
+ConfigOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--config", help="Config file (default: .sentinel.toml or pyproject.toml)."),
+]
+RulesOpt = Annotated[
+    Optional[list[Path]],  # noqa: UP045
+    typer.Option("--rules", help="Extra rule file(s) in the detectors/rules TOML format."),
+]
+JobsOpt = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--jobs", "-j", min=1, help="Worker processes (default: one per core)."),
+]
+MaxSizeOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--max-file-size", help="Skip files/blobs larger than this (e.g. 10MB)."),
+]
+ProgressOpt = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr (TTY only).")
+]
+
+
+def _options(
+    target: Path,
+    config: Path | None,
+    baseline: Path | None,
+    rules: list[Path] | None,
+    jobs: int | None,
+    max_file_size: str | None,
+    progress: bool,
+    label: str,
+):  # type: ignore[no-untyped-def]
+    from sentinel import baseline as baseline_mod
+    from sentinel import config as config_mod
+    from sentinel.cli.progress import maybe
+    from sentinel.fingerprint import fingerprint_key
+    from sentinel.scanner import ScanOptions
+
+    cfg = config_mod.load(config) if config else config_mod.discover(target)
+    return ScanOptions(
+        config=cfg,
+        baseline=baseline_mod.load(baseline, fingerprint_key()) if baseline else None,
+        extra_rule_files=tuple(str(r) for r in rules or ()),
+        jobs=jobs,
+        max_file_size=config_mod.parse_size(max_file_size, "--max-file-size")
+        if max_file_size
+        else None,
+        progress=maybe(label, progress),
+    )
+
+
+def emit(result, fmt: Format | None, output: Path | None, show_secrets: bool) -> None:  # type: ignore[no-untyped-def]
+    from sentinel.errors import ConfigError
+    from sentinel.report import render
+
+    chosen = (fmt or (Format.table if sys.stdout.isatty() and output is None else Format.json)).value
+    if output is None:
+        render(result, chosen, sys.stdout, show_secrets=show_secrets)
+        sys.stdout.flush()
+    else:
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                render(result, chosen, fh, show_secrets=show_secrets)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
+    raise typer.Exit(1 if result.occurrences else 0)
+
+
+@app.command("git")
+def scan_git(
+    repo: Annotated[Path, typer.Argument(help="Repository (work tree or bare).")] = Path("."),
+    branch: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--branch", help="Only history reachable from this ref (default: all refs)."),
+    ] = None,
+    since: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--since", help="Only commits not reachable from this ref or commit."),
+    ] = None,
+    no_history: Annotated[
+        bool, typer.Option("--no-history", help="Scan the working tree only.")
+    ] = False,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    show_secrets: ShowOpt = False,
+    baseline: BaselineOpt = None,
+    config: ConfigOpt = None,
+    rules: RulesOpt = None,
+    jobs: JobsOpt = None,
+    max_file_size: MaxSizeOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Scan every blob reachable from every ref (branches, tags, remotes, stash), and
+    commit and tag messages; each finding names the commit that introduced it."""
+    from sentinel import scanner
+
+    opts = _options(repo, config, baseline, rules, jobs, max_file_size, progress, "history")
+    try:
+        if no_history:
+            from sentinel.sources.git import open_repo
+
+            _, work = open_repo(str(repo))
+            if work is None:
+                from sentinel.errors import SourceError
+
+                raise SourceError(f"{repo} is a bare repository: it has no working tree to scan")
+            result = scanner.scan_paths([work], opts)
+        else:
+            result = scanner.scan_git(str(repo), opts, branch=branch, since=since)
+    finally:
+        if opts.progress is not None:
+            opts.progress.close()
+    emit(result, fmt, output, show_secrets)
+
+
+@app.command("path")
+def scan_path(
+    paths: Annotated[list[Path], typer.Argument(help="Files and directories.")],
+    no_ignore: Annotated[
+        bool, typer.Option("--no-ignore", help="Also scan files that .gitignore excludes.")
+    ] = False,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    show_secrets: ShowOpt = False,
+    baseline: BaselineOpt = None,
+    config: ConfigOpt = None,
+    rules: RulesOpt = None,
+    jobs: JobsOpt = None,
+    max_file_size: MaxSizeOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Scan files and directories, honouring .gitignore; binaries and files over the
+    size limit are skipped and counted."""
+    from sentinel import scanner
+
+    opts = _options(paths[0], config, baseline, rules, jobs, max_file_size, progress, "files")
+    try:
+        result = scanner.scan_paths([str(p) for p in paths], opts, use_ignore=not no_ignore)
+    finally:
+        if opts.progress is not None:
+            opts.progress.close()
+    emit(result, fmt, output, show_secrets)

@@ -1,0 +1,189 @@
+"""Running a scan end to end: rules + config -> source -> occurrences -> suppression."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+from detectors.engine import Backend, GlobalAllowlist
+from detectors.rule import RuleFormatError, lint_rule
+from detectors.ruleset import RuleSet, load_builtin, load_file
+from sentinel.baseline import Baseline
+from sentinel.config import Config
+from sentinel.errors import ConfigError, RuleError
+from sentinel.fingerprint import fingerprint_key
+from sentinel.models import Occurrence, Origin, ScanResult
+from sentinel.scanning import EngineSpec, OccurrenceFactory
+
+
+@dataclass
+class ScanOptions:
+    config: Config = field(default_factory=Config)
+    baseline: Baseline | None = None
+    extra_rule_files: tuple[str, ...] = ()
+    jobs: int | None = None
+    backend: Backend = "auto"
+    max_file_size: int | None = None
+    progress: Any = None
+
+
+def build_ruleset(opts: ScanOptions) -> RuleSet:
+    try:
+        rs = load_builtin()
+        extra = list(opts.config.rules)
+        for f in opts.extra_rule_files:
+            extra.extend(load_file(Path(f)))
+        for r in extra:
+            problems = lint_rule(r)
+            if problems:
+                raise RuleError(f"custom rule {r.id!r} ({r.source_file}): {problems[0]}")
+        rs = rs.plus(extra)
+        unknown = [i for i in opts.config.disable_rules if i not in {r.id for r in rs}]
+        if unknown:
+            raise ConfigError(f"{opts.config.source}: disable_rules names unknown rule {unknown[0]!r}")
+        return rs.without(opts.config.disable_rules)
+    except RuleFormatError as exc:
+        raise RuleError(str(exc)) from None
+
+
+def engine_spec(opts: ScanOptions, ruleset: RuleSet) -> EngineSpec:
+    cfg = opts.config
+    return EngineSpec(
+        ruleset=ruleset,
+        backend=opts.backend,
+        allowlist=GlobalAllowlist(regexes=cfg.allow_regexes, stopwords=cfg.allow_stopwords),
+        fingerprint_key=fingerprint_key(),
+    )
+
+
+class Collector:
+    """Applies path/commit allowlists and the baseline, and collapses repeats."""
+
+    def __init__(self, opts: ScanOptions, factory: OccurrenceFactory, dedupe_history: bool) -> None:
+        cfg = opts.config
+        self.factory = factory
+        self.baseline = opts.baseline
+        # exclude_paths keep files out of a walk; in history they suppress what was found there
+        globs = cfg.allow_paths + (cfg.exclude_paths if dedupe_history else ())
+        self.allow_paths = pathspec.GitIgnoreSpec.from_lines(globs) if globs else None
+        self.allow_commits = {c.lower() for c in cfg.allow_commits}
+        self.dedupe_history = dedupe_history
+        self.suppressed: Counter[str] = Counter()
+        self._best: dict[tuple[str, str, str], Occurrence] = {}
+        self._all: list[Occurrence] = []
+
+    def add(self, origin: Origin, hit: Any, rel_path: str | None = None) -> None:
+        rel = rel_path if rel_path is not None else origin.path
+        if self.allow_paths is not None and self.allow_paths.match_file(rel):
+            self.suppressed["allowlist_path"] += 1
+            return
+        if not self.factory.path_allowed(hit.rule_id, origin.path):
+            self.suppressed["rule_allowlist_path"] += 1
+            return
+        if origin.commit and origin.commit.lower() in self.allow_commits:
+            self.suppressed["allowlist_commit"] += 1
+            return
+        occ = self.factory.make(hit, origin)
+        if self.baseline is not None and occ.fingerprint in self.baseline.fingerprints:
+            self.suppressed["baseline"] += 1
+            return
+        if not self.dedupe_history:
+            self._all.append(occ)
+            return
+        # In history, one secret in one file is one occurrence: the oldest commit wins.
+        key = (occ.rule_id, occ.fingerprint, origin.path)
+        prev = self._best.get(key)
+        if prev is None or (origin.date or "") < (prev.origin.date or ""):
+            if prev is not None:
+                self.suppressed["repeat_in_history"] += 1
+            self._best[key] = occ
+        else:
+            self.suppressed["repeat_in_history"] += 1
+
+    def occurrences(self) -> list[Occurrence]:
+        occs = list(self._best.values()) if self.dedupe_history else self._all
+        occs.sort(key=lambda o: (o.origin.path, o.line, o.column, o.rule_id, o.origin.date or ""))
+        return occs
+
+
+def _finish(col: Collector, ruleset: RuleSet, started: float, stats: dict[str, Any]) -> ScanResult:
+    occs = col.occurrences()
+    stats.update(
+        {
+            "rules": len(ruleset),
+            "findings": len({(o.rule_id, o.fingerprint) for o in occs}),
+            "occurrences": len(occs),
+            "suppressed": dict(sorted(col.suppressed.items())),
+            "duration_seconds": round(time.monotonic() - started, 3),
+        }
+    )
+    return ScanResult(occs, stats)
+
+
+def scan_git(
+    repo: str, opts: ScanOptions, *, branch: str | None = None, since: str | None = None
+) -> ScanResult:
+    from sentinel.sources import git
+
+    started = time.monotonic()
+    ruleset = build_ruleset(opts)
+    spec = engine_spec(opts, ruleset)
+    col = Collector(opts, OccurrenceFactory(ruleset, spec.fingerprint_key), dedupe_history=True)
+    gs = git.scan_history(
+        repo,
+        spec,
+        branch=branch,
+        since=since,
+        max_size=opts.max_file_size or opts.config.max_file_size,
+        jobs=opts.jobs,
+        progress=opts.progress,
+        on_hit=col.add,
+    )
+    stats = {
+        "source": "git",
+        "blobs_scanned": gs.blobs,
+        "commits_scanned": gs.commits,
+        "tags_scanned": gs.tags,
+        "bytes_scanned": gs.bytes,
+        "skipped": dict(sorted(gs.skipped.items())),
+    }
+    return _finish(col, ruleset, started, stats)
+
+
+def scan_paths(paths: list[str], opts: ScanOptions, *, use_ignore: bool = True) -> ScanResult:
+    from sentinel.sources import files
+
+    started = time.monotonic()
+    ruleset = build_ruleset(opts)
+    spec = engine_spec(opts, ruleset)
+    col = Collector(opts, OccurrenceFactory(ruleset, spec.fingerprint_key), dedupe_history=False)
+    exclude = (
+        pathspec.GitIgnoreSpec.from_lines(opts.config.exclude_paths)
+        if opts.config.exclude_paths
+        else None
+    )
+    hits, ws = files.scan_paths(
+        paths,
+        spec,
+        use_ignore=use_ignore,
+        max_size=opts.max_file_size or opts.config.max_file_size,
+        exclude=exclude,
+        jobs=opts.jobs,
+        progress=opts.progress,
+    )
+    for display, rel, raw in hits:
+        origin = Origin(source="file", path=display)
+        for h in raw:
+            col.add(origin, h, rel)
+    stats = {
+        "source": "file",
+        "files_scanned": ws.files,
+        "bytes_scanned": ws.bytes,
+        "skipped": dict(sorted(ws.skipped.items())),
+    }
+    return _finish(col, ruleset, started, stats)

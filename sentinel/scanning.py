@@ -1,0 +1,154 @@
+"""Turning bytes into occurrences, in this process or in a pool of workers.
+
+Workers are separate processes (the engine's Python confirmation step holds the
+GIL), each builds its engine once from an ``EngineSpec``; the Hyperscan
+database comes from the on-disk cache, so a worker starts in milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detectors.engine import Backend, Engine, GlobalAllowlist, Match, line_col
+from detectors.ruleset import RuleSet
+from sentinel.fingerprint import fingerprint, redact
+from sentinel.models import Origin, Occurrence
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything needed to rebuild the same engine in a worker process."""
+
+    ruleset: RuleSet
+    backend: Backend = "auto"
+    allowlist: GlobalAllowlist = GlobalAllowlist()
+    cache_dir: str | None = None
+    decode_depth: int = 2
+    fingerprint_key: bytes = b""
+
+    def build(self) -> Engine:
+        return Engine(
+            self.ruleset,
+            backend=self.backend,
+            allowlist=self.allowlist,
+            cache_dir=Path(self.cache_dir) if self.cache_dir else None,
+            decode_depth=self.decode_depth,
+        )
+
+
+def workers(requested: int | None = None) -> int:
+    if requested:
+        return max(1, requested)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class RawHit:
+    """A match with positions resolved, before an origin is attached (picklable, small)."""
+
+    rule_id: str
+    secret: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    entropy: float
+    decoded: str
+
+
+def resolve(data: bytes, matches: Iterable[Match]) -> list[RawHit]:
+    out = []
+    for m in matches:
+        line, col = line_col(data, m.start)
+        end_line, end_col = line_col(data, m.end)
+        out.append(
+            RawHit(
+                m.rule_id,
+                m.secret.decode("utf-8", "replace"),
+                line,
+                col,
+                end_line,
+                end_col,
+                m.entropy,
+                m.decoded,
+            )
+        )
+    return out
+
+
+class OccurrenceFactory:
+    """Attaches rule metadata, fingerprint and redaction to raw hits."""
+
+    def __init__(self, ruleset: RuleSet, key: bytes) -> None:
+        self.rules = {r.id: r for r in ruleset}
+        self.key = key
+
+    def make(self, hit: RawHit, origin: Origin) -> Occurrence:
+        rule = self.rules[hit.rule_id]
+        return Occurrence(
+            rule_id=rule.id,
+            description=rule.description,
+            severity=rule.severity,
+            confidence=rule.confidence,
+            fingerprint=fingerprint(hit.secret.encode(), self.key),
+            redacted=redact(hit.secret),
+            origin=origin,
+            line=hit.line,
+            column=hit.column,
+            end_line=hit.end_line,
+            end_column=hit.end_column,
+            entropy=hit.entropy,
+            decoded=hit.decoded,
+            secret=hit.secret,
+        )
+
+    def path_allowed(self, rule_id: str, path: str) -> bool:
+        """False when the rule's own allowlist names this path."""
+        rule = self.rules[rule_id]
+        if not rule.allowlist.paths:
+            return True
+        import regex
+
+        return not any(regex.search(p, path) for p in rule.allowlist.paths)
+
+
+# -- worker-process state -----------------------------------------------------------------
+
+_ENGINE: Engine | None = None
+
+
+def init_worker(spec: EngineSpec) -> None:
+    global _ENGINE
+    _ENGINE = spec.build()
+
+
+def worker_engine() -> Engine:
+    if _ENGINE is None:
+        raise RuntimeError("worker used before init_worker")
+    return _ENGINE
+
+
+def pool(spec: EngineSpec, n: int) -> Any:
+    """A process pool whose workers each hold an engine built from ``spec``."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
+    return ctx.Pool(n, initializer=init_worker, initargs=(spec,))
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for it in items:
+        batch.append(it)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,425 @@
+"""Git history: every unique blob reachable from every ref, read once, scanned once.
+
+1. List objects. The whole history is ``git cat-file --batch-all-objects`` in
+   pack order (delta locality); a narrowed range (``--branch``, ``--since``) is
+   ``git rev-list --objects``.
+2. Scan. The object list is cut into contiguous shards; each worker process
+   streams its shard through one ``git cat-file --batch`` and scans every blob,
+   commit message and tag message with the engine.
+3. Attribute. While the workers run, one ``git log --raw -m`` walk over the same
+   refs is written to a temporary file. Only blobs that hit are looked up in it:
+   the last (oldest) entry that adds a blob names the commit, path, author and
+   date that introduced it. A hit in a blob no ref reaches is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import subprocess
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sentinel.errors import CorruptRepository, NotARepository, RefNotFound, SourceError
+from sentinel.models import Origin
+from sentinel.sources.files import is_binary
+
+ZERO = b"0" * 40
+LOG_FORMAT = "%x1e%H%x1f%an%x1f%ae%x1f%aI"
+SHARD_BYTES = 64 * 1024 * 1024
+MAX_SHARDS_PER_WORKER = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Obj:
+    sha: str
+    type: str
+    size: int
+
+
+@dataclass
+class GitStats:
+    blobs: int = 0
+    commits: int = 0
+    tags: int = 0
+    bytes: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def open_repo(path: str) -> tuple[str, str | None]:
+    """(git dir, work tree or None for a bare repository) of the repository at ``path``."""
+    import git  # GitPython: repository discovery and validation
+
+    try:
+        repo = git.Repo(path, search_parent_directories=False)
+    except git.NoSuchPathError:
+        raise NotARepository(f"{path}: no such directory") from None
+    except git.InvalidGitRepositoryError:
+        raise NotARepository(
+            f"{path} is not a git repository", "give the path of a clone, or use 'scan path'"
+        ) from None
+    except git.GitCommandError as exc:
+        raise NotARepository(f"{path}: git cannot open it: {exc.stderr.strip()}") from None
+    work = None if repo.bare else repo.working_tree_dir
+    return repo.git_dir, str(work) if work else None
+
+
+def _git(git_dir: str, *args: str, **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["git", f"--git-dir={git_dir}", *args], capture_output=True, check=False, **kw
+    )
+
+
+def _first_error_line(stderr: bytes) -> str:
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        if line.strip():
+            return line.strip()
+    return "git failed"
+
+
+def resolve_ref(git_dir: str, ref: str) -> str:
+    res = _git(git_dir, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    if res.returncode != 0:
+        raise RefNotFound(f"no branch, tag or commit named {ref!r} in this repository")
+    return res.stdout.decode().strip()
+
+
+def stash_commits(git_dir: str) -> list[str]:
+    """Every stash entry, not only the newest one that refs/stash points to."""
+    res = _git(git_dir, "log", "-g", "--format=%H", "refs/stash")
+    if res.returncode != 0:
+        return []
+    return [ln for ln in res.stdout.decode().split() if ln]
+
+
+def tips(git_dir: str, branch: str | None, since: str | None) -> list[str]:
+    """rev-list/log arguments naming the history to scan."""
+    args = [resolve_ref(git_dir, branch)] if branch else ["--all", *stash_commits(git_dir)]
+    if since:
+        args.append("^" + resolve_ref(git_dir, since))
+    return args
+
+
+def list_objects(git_dir: str, revs: list[str] | None) -> list[Obj]:
+    """Blobs, commits and tags to scan. ``revs`` None means every object in the repository."""
+    fmt = "--batch-check=%(objectname) %(objecttype) %(objectsize)"
+    if revs is None:
+        res = _git(git_dir, "cat-file", "--batch-all-objects", fmt, "--unordered")
+    else:
+        rl = _git(git_dir, "rev-list", "--objects", "--no-object-names", *revs)
+        if rl.returncode != 0:
+            raise CorruptRepository(f"git rev-list failed: {_first_error_line(rl.stderr)}")
+        res = _git(git_dir, "cat-file", fmt, input=rl.stdout)
+    if res.returncode != 0:
+        raise CorruptRepository(f"git cannot list objects: {_first_error_line(res.stderr)}")
+    out = []
+    for line in res.stdout.split(b"\n"):
+        parts = line.split(b" ")
+        if len(parts) != 3 or parts[1] == b"tree":
+            continue
+        if parts[1] == b"missing":
+            raise CorruptRepository(f"object {parts[0].decode()} is missing")
+        out.append(Obj(parts[0].decode(), parts[1].decode(), int(parts[2])))
+    return out
+
+
+def shard(objects: list[Obj], n_workers: int) -> list[list[Obj]]:
+    """Contiguous shards of roughly equal bytes (contiguous keeps delta chains together)."""
+    total = sum(o.size for o in objects) or 1
+    n = max(n_workers, min(n_workers * MAX_SHARDS_PER_WORKER, total // SHARD_BYTES + 1))
+    target = total / n
+    shards: list[list[Obj]] = [[]]
+    acc = 0
+    for o in objects:
+        if acc >= target and len(shards) < n:
+            shards.append([])
+            acc = 0
+        shards[-1].append(o)
+        acc += o.size
+    return [s for s in shards if s]
+
+
+# -- worker side ------------------------------------------------------------------------------
+
+
+@dataclass
+class ShardResult:
+    hits: dict[str, list[Any]]  # object sha -> raw hits
+    meta: dict[str, tuple[str, str, str, str]]  # commit/tag sha -> (type, author, email, date)
+    stats: GitStats
+    error: str = ""
+
+
+def _message(data: bytes) -> tuple[bytes, int]:
+    """A commit or tag's message and its offset within the raw object."""
+    i = data.find(b"\n\n")
+    return (data[i + 2 :], i + 2) if i >= 0 else (b"", len(data))
+
+
+def _person(data: bytes, field_name: bytes) -> tuple[str, str, str]:
+    """(name, email, ISO date) from an ``author``/``tagger`` header line."""
+    import datetime as dt
+
+    for line in data.split(b"\n"):
+        if not line:
+            break
+        if line.startswith(field_name + b" "):
+            rest = line[len(field_name) + 1 :].decode("utf-8", "replace")
+            name, _, tail = rest.partition(" <")
+            email, _, when = tail.partition("> ")
+            try:
+                ts, tz = when.split()
+                sign = -1 if tz.startswith("-") else 1
+                off = dt.timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5])) * sign
+                date = dt.datetime.fromtimestamp(int(ts), dt.timezone(off)).isoformat()
+            except ValueError:
+                date = ""
+            return name, email, date
+    return "", "", ""
+
+
+def scan_shard(args: tuple[str, list[Obj]]) -> ShardResult:
+    """Worker: stream one shard through ``git cat-file --batch`` and scan each object."""
+    from sentinel.scanning import resolve, worker_engine
+
+    git_dir, objs = args
+    engine = worker_engine()
+    result = ShardResult({}, {}, GitStats())
+    st = result.stats
+    with tempfile.TemporaryFile() as names:
+        names.write(b"".join(o.sha.encode() + b"\n" for o in objs))
+        names.seek(0)
+        proc = subprocess.Popen(
+            ["git", f"--git-dir={git_dir}", "cat-file", "--batch"],
+            stdin=names,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=1 << 20,
+        )
+        assert proc.stdout is not None
+        out = proc.stdout
+        try:
+            for o in objs:
+                header = out.readline()
+                if not header:
+                    break
+                parts = header.split()
+                if len(parts) != 3:  # "<sha> missing" or garbage
+                    st.skipped["missing_object"] += 1
+                    continue
+                size = int(parts[2])
+                data = out.read(size)
+                out.read(1)
+                if len(data) != size:
+                    break
+                st.bytes += size
+                if o.type == "blob":
+                    st.blobs += 1
+                    if is_binary(data):
+                        st.skipped["binary"] += 1
+                        continue
+                    matches = engine.scan(data)
+                    if matches:
+                        result.hits[o.sha] = resolve(data, matches)
+                elif o.type in ("commit", "tag"):
+                    if o.type == "commit":
+                        st.commits += 1
+                    else:
+                        st.tags += 1
+                    msg, _ = _message(data)
+                    matches = engine.scan(msg)
+                    if matches:
+                        result.hits[o.sha] = resolve(msg, matches)
+                        who = _person(data, b"author" if o.type == "commit" else b"tagger")
+                        result.meta[o.sha] = (o.type, *who)
+        finally:
+            out.close()
+            stderr = proc.stderr.read() if proc.stderr else b""
+            rc = proc.wait()
+        done = st.blobs + st.commits + st.tags + st.skipped["missing_object"]
+        if rc != 0 or done < len(objs):
+            result.error = _first_error_line(stderr) if stderr.strip() else "git cat-file stopped early"
+    return result
+
+
+# -- attribution --------------------------------------------------------------------------------
+
+
+class Attribution:
+    """The ``git log --raw`` walk, written to a temp file while the scan runs."""
+
+    def __init__(self, git_dir: str, revs: list[str]) -> None:
+        self._file = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            [
+                "git", f"--git-dir={git_dir}", "log", *revs, "--raw", "--no-abbrev",
+                "--no-renames", "-m", "-z", f"--format={LOG_FORMAT}", "--",
+            ],
+            stdout=self._file,
+            stderr=subprocess.PIPE,
+        )
+        self._map: mmap.mmap | None = None
+
+    def wait(self) -> None:
+        _, err = self._proc.communicate()
+        if self._proc.returncode != 0:
+            raise CorruptRepository(f"git log failed: {_first_error_line(err)}")
+        self._file.flush()
+        if os.fstat(self._file.fileno()).st_size:
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._map is not None:
+            self._map.close()
+        self._file.close()
+
+    def _header(self, pos: int) -> tuple[str, str, str, str]:
+        assert self._map is not None
+        start = self._map.rfind(b"\x1e", 0, pos) + 1
+        end = self._map.find(b"\0", start)
+        sha, name, email, date = (
+            self._map[start:end].decode("utf-8", "replace").split("\x1f") + ["", "", "", ""]
+        )[:4]
+        return sha, name, email, date
+
+    def blob(self, sha: str) -> tuple[str, str, str, str, str] | None:
+        """(commit, path, author, email, date) of the oldest commit adding blob ``sha``."""
+        if self._map is None:
+            return None
+        needle = sha.encode()
+        end = len(self._map)
+        while True:
+            pos = self._map.rfind(needle, 0, end)
+            if pos < 0:
+                return None
+            entry = self._map.rfind(b":", max(0, pos - 60), pos)
+            # a raw entry is ":<mode> <mode> <old> <new> <status>\0<path>\0"; only <new> counts
+            if entry >= 0 and pos - entry == 56:
+                path_start = self._map.find(b"\0", pos) + 1
+                path_end = self._map.find(b"\0", path_start)
+                path = self._map[path_start:path_end].decode("utf-8", "surrogateescape")
+                commit, name, email, date = self._header(entry)
+                return commit, path, name, email, date
+            end = pos
+
+    def reachable_commit(self, sha: str) -> bool:
+        return self._map is not None and self._map.find(b"\x1e" + sha.encode()) >= 0
+
+
+# -- orchestration --------------------------------------------------------------------------------
+
+
+def scan_history(
+    path: str,
+    spec: Any,
+    *,
+    branch: str | None = None,
+    since: str | None = None,
+    max_size: int,
+    jobs: int | None = None,
+    progress: Any = None,
+    on_hit: Callable[[Origin, Any], None],
+) -> GitStats:
+    """Scan the history of the repository at ``path``; ``on_hit(origin, raw_hit)`` per hit."""
+    from sentinel import scanning
+
+    git_dir, _work = open_repo(path)
+    revs = tips(git_dir, branch, since)
+    full = branch is None and since is None
+    if full and _git(git_dir, "rev-parse", "--verify", "--quiet", "HEAD").returncode != 0:
+        has_refs = _git(git_dir, "for-each-ref", "--count=1").stdout.strip()
+        if not has_refs:
+            return GitStats()  # an empty repository: nothing committed, nothing to scan
+    attribution = Attribution(git_dir, revs)
+    try:
+        objects = list_objects(git_dir, None if full else revs)
+        stats = GitStats()
+        scan_objs = []
+        for o in objects:
+            if o.type == "blob" and o.size > max_size:
+                stats.skipped["too_large"] += 1
+            else:
+                scan_objs.append(o)
+        n = scanning.workers(jobs)
+        shards = shard(scan_objs, n)
+        if progress is not None:
+            progress.start(sum(o.size for o in scan_objs), "bytes")
+        results: list[ShardResult] = []
+        tasks = [(git_dir, s) for s in shards]
+        if n > 1 and len(shards) > 1:
+            with scanning.pool(spec, n) as p:
+                for r, s in zip(p.imap(scan_shard, tasks), shards, strict=True):
+                    results.append(r)
+                    if progress is not None:
+                        progress.advance(sum(o.size for o in s))
+        else:
+            scanning.init_worker(spec)
+            for t, s in zip(tasks, shards, strict=True):
+                results.append(scan_shard(t))
+                if progress is not None:
+                    progress.advance(sum(o.size for o in s))
+        for r in results:
+            if r.error:
+                raise CorruptRepository(f"git cannot read objects: {r.error}")
+        attribution.wait()
+        for r in results:
+            stats.blobs += r.stats.blobs
+            stats.commits += r.stats.commits
+            stats.tags += r.stats.tags
+            stats.bytes += r.stats.bytes
+            stats.skipped.update(r.stats.skipped)
+            for sha, hits in r.hits.items():
+                origin = _origin_for(attribution, sha, r.meta.get(sha), path)
+                if origin is None:
+                    stats.skipped["unreachable_hit"] += 1
+                    continue
+                for h in hits:
+                    on_hit(origin, h)
+        return stats
+    except SourceError:
+        raise
+    except OSError as exc:
+        raise CorruptRepository(f"reading the repository failed: {exc}") from None
+    finally:
+        attribution.close()
+
+
+def _origin_for(
+    attribution: Attribution, sha: str, meta: tuple[str, str, str, str] | None, repo: str
+) -> Origin | None:
+    repo_name = Path(repo).resolve().name
+    if meta is not None:  # a commit or tag message
+        kind, name, email, date = meta
+        if kind == "commit" and not attribution.reachable_commit(sha):
+            return None
+        return Origin(
+            source="git",
+            path=f"({kind} message)",
+            commit=sha,
+            author=name,
+            email=email,
+            date=date,
+            object_type=kind,
+            repository=repo_name,
+        )
+    found = attribution.blob(sha)
+    if found is None:
+        return None
+    commit, fpath, name, email, date = found
+    return Origin(
+        source="git",
+        path=fpath,
+        commit=commit,
+        author=name,
+        email=email,
+        date=date,
+        object_type="blob",
+        repository=repo_name,
+    )
