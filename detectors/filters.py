@@ -12,14 +12,21 @@ import re
 from functools import cache
 from importlib import resources
 
+# Words that mark documentation and templates wherever they appear in a value.
 _PLACEHOLDER_WORDS = (
-    b"example", b"xxxx", b"changeme", b"change_me", b"change-me", b"placeholder",
-    b"your_", b"your-", b"yourkey", b"yourtoken", b"yoursecret", b"dummy", b"redacted",
-    b"replace_me", b"replaceme", b"replace-me", b"insert_", b"insert-", b"fixme", b"todo",
-    b"notreal", b"not_real", b"not-a-real", b"fake_", b"fake-", b"sample_", b"<secret>",
-    b"****", b"....", b"0000000000", b"1234567890", b"abcdefgh", b"123456789",
-    b"aaaaaaaa", b"foobar", b"lorem", b"ipsum", b"hunter2",
+    b"example", b"changeme", b"change_me", b"change-me", b"placeholder", b"your_", b"your-",
+    b"yourkey", b"yourtoken", b"yoursecret", b"dummy", b"redacted", b"replace_me",
+    b"replaceme", b"replace-me", b"insert_", b"insert-", b"notreal", b"not_real",
+    b"not-a-real", b"fake_", b"fake-", b"sample_", b"<secret>", b"foobar", b"lorem",
+    b"ipsum", b"hunter2",
 )
+# Short fillers: telling in a token-sized value, but random text of a few hundred
+# characters (a PEM body) contains one of them by chance, so they apply to short values.
+_FILLERS = (
+    b"xxxx", b"****", b"....", b"fixme", b"todo", b"0000000000", b"1234567890",
+    b"abcdefgh", b"123456789", b"aaaaaaaa",
+)
+_FILLER_MAX_LEN = 100
 _TEMPLATE_RE = re.compile(
     rb"""\$\{[^}]*\}|\{\{[^}]*\}\}|\$\([^)]*\)|%\([^)]*\)[sd]|^\$[A-Za-z_][A-Za-z0-9_]*$|"""
     rb"""^%[A-Za-z_]+%$|^<[^<>]+>$|^\[[A-Za-z _-]+\]$|%s|\{\d*\}|#\{[^}]*\}|@@[A-Za-z_]+@@"""
@@ -46,7 +53,12 @@ def _words() -> frozenset[bytes]:
 def is_placeholder(value: bytes) -> bool:
     """Documentation and template stand-ins: ``EXAMPLE`` keys, ``xxxx``, ``changeme``, ``your_key``."""
     low = value.lower()
-    return any(w in low for w in _PLACEHOLDER_WORDS)
+    if any(w in low for w in _PLACEHOLDER_WORDS):
+        return True
+    if len(value) <= _FILLER_MAX_LEN:
+        return any(w in low for w in _FILLERS)
+    # in a long value only a long run of filler is telling (never seen in random text)
+    return any(w * 2 in low for w in (b"xxxx", b"****", b"....", b"0000"))
 
 
 def is_template_variable(value: bytes) -> bool:

@@ -83,6 +83,20 @@ def _key(hs: Any, patterns: Sequence[Pattern]) -> str:
     return h.hexdigest()[:40]
 
 
+def _compile(hs: Any, patterns: Sequence[Pattern], flags: list[int]) -> Any:
+    db = hs.Database(mode=hs.HS_MODE_BLOCK)
+    try:
+        db.compile(
+            expressions=[p.expression for p in patterns],
+            ids=[p.id for p in patterns],
+            elements=len(patterns),
+            flags=flags,
+        )
+    except hs.error:
+        return None
+    return db
+
+
 def load_or_compile(patterns: Sequence[Pattern], cache_dir: Path | None) -> Any:
     """A ready-to-scan Hyperscan block-mode database for ``patterns``."""
     hs = import_hyperscan()
@@ -93,14 +107,14 @@ def load_or_compile(patterns: Sequence[Pattern], cache_dir: Path | None) -> Any:
         return db
     except (OSError, hs.error):
         pass
-    flags = [pattern_flags(hs, p.expression, p.singlematch) for p in patterns]
-    db = hs.Database(mode=hs.HS_MODE_BLOCK)
-    db.compile(
-        expressions=[p.expression for p in patterns],
-        ids=[p.id for p in patterns],
-        elements=len(patterns),
-        flags=flags,
-    )
+    base = hs.HS_FLAG_MULTILINE
+    flags = [base | (hs.HS_FLAG_SINGLEMATCH if p.singlematch else 0) for p in patterns]
+    db = _compile(hs, patterns, flags)
+    if db is None:  # some pattern needs prefilter mode: find which, once per rule set
+        flags = [pattern_flags(hs, p.expression, p.singlematch) for p in patterns]
+        db = _compile(hs, patterns, flags)
+        if db is None:
+            raise ValueError("Hyperscan cannot compile the rule set")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".hs-")
