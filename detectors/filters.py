@@ -99,6 +99,15 @@ def is_dictionary_word(value: bytes) -> bool:
     return any(core[:i] in words and core[i:] in words for i in range(3, len(core) - 2))
 
 
+_PERCENT_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
+
+
+def is_percent_encoded(value: bytes) -> bool:
+    """A URL-encoded value: the decoder reports the decoded secret, so the encoded
+    spelling would be a duplicate."""
+    return _PERCENT_ESCAPE.search(value) is not None
+
+
 def is_single_class(value: bytes) -> bool:
     """Only one character class (all lowercase, all digits, ...): phone numbers, ids, words."""
     classes = sum(
@@ -108,7 +117,13 @@ def is_single_class(value: bytes) -> bool:
 
 
 UNIVERSAL = (is_placeholder, is_template_variable, is_low_variety)
-GENERIC = (is_code_reference, is_identifier, is_dictionary_word, is_single_class)
+GENERIC = (
+    is_code_reference,
+    is_identifier,
+    is_dictionary_word,
+    is_single_class,
+    is_percent_encoded,
+)
 
 
 def rejected_by(value: bytes, generic: bool) -> str | None:
