@@ -102,17 +102,18 @@ class Engine:
         allowlist = allowlist or GlobalAllowlist()
         self._global_allow = _alternation(allowlist.regexes)
         self._global_stop = tuple(s.lower().encode() for s in allowlist.stopwords)
-        self._compiled = [self._compile(r) for r in ruleset]
+        self._rules = list(ruleset)
+        # a rule's regex is compiled when it first has hits: most rules never do
+        self._compiled: list[_Compiled | None] = [None] * len(self._rules)
         self._generic_ids = frozenset(r.id for r in ruleset if r.generic)
-        n = len(self._compiled)
+        n = len(self._rules)
         self._b64_id, self._pct_id = n, n + 1
         self._db: Any = None
         self.backend: str = "regex"
         if backend in ("auto", "hyperscan"):
             try:
                 patterns = [
-                    hsdb.Pattern(hsdb.to_hyperscan(c.rule.regex), i)
-                    for i, c in enumerate(self._compiled)
+                    hsdb.Pattern(hsdb.to_hyperscan(r.regex), i) for i, r in enumerate(self._rules)
                 ]
                 patterns.append(hsdb.Pattern(decoders.BASE64_TRIGGER, self._b64_id))
                 patterns.append(hsdb.Pattern(decoders.PERCENT_TRIGGER, self._pct_id))
@@ -125,13 +126,20 @@ class Engine:
             self._b64_trigger = regex.compile(decoders.BASE64_TRIGGER, regex.MULTILINE)
             self._pct_trigger = regex.compile(decoders.PERCENT_TRIGGER, regex.MULTILINE)
 
+    def _get(self, i: int) -> _Compiled:
+        c = self._compiled[i]
+        if c is None:
+            c = self._compiled[i] = self._compile(self._rules[i])
+        return c
+
     @staticmethod
     def _compile(rule: Rule) -> _Compiled:
         validator = CHECKSUMS[rule.checksum] if rule.checksum else None
+        pattern = rule.compiled()
         return _Compiled(
             rule=rule,
-            pattern=rule.compiled(),
-            group=rule.group(),
+            pattern=pattern,
+            group=rule.group(pattern),
             window=rule.window(),
             keywords=tuple(k.encode() for k in rule.keywords),
             validator=validator,
@@ -167,13 +175,13 @@ class Engine:
     def _hits_regex(self, data: bytes) -> tuple[dict[int, list[int]], list[int], list[int]]:
         hits: dict[int, list[int]] = {}
         lowered: bytes | None = None
-        for i, c in enumerate(self._compiled):
-            if c.keywords:
+        for i, rule in enumerate(self._rules):
+            if rule.keywords:
                 if lowered is None:
                     lowered = data.lower()
-                if not any(k in lowered for k in c.keywords):
+                if not any(k.encode() in lowered for k in rule.keywords):
                     continue
-            ends = [m.end() for m in c.pattern.finditer(data)]
+            ends = [m.end() for m in self._get(i).pattern.finditer(data)]
             if ends:
                 hits[i] = ends
         b64 = [m.end() for m in self._b64_trigger.finditer(data)]
@@ -195,7 +203,7 @@ class Engine:
             hits, b64, pct = self._hits_regex(data)
         out: list[Match] = []
         for pid, ends in hits.items():
-            self._confirm(self._compiled[pid], data, ends, out)
+            self._confirm(self._get(pid), data, ends, out)
         if depth > 0 and (b64 or pct):
             for span, decoded, how in decoders.decoded_regions(data, b64, pct):
                 for m in self._scan(decoded, depth - 1):

@@ -53,19 +53,19 @@ class RuleSet:
         return RuleSet(self.rules + tuple(extra))
 
 
-def parse_rules_toml(text: str, source_file: str) -> list[Rule]:
+def parse_rules_toml(text: str, source_file: str, validate: bool = True) -> list[Rule]:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleFormatError(f"{source_file}: not valid TOML: {exc}") from None
-    return rules_from_doc(doc, source_file)
+    return rules_from_doc(doc, source_file, validate)
 
 
-def rules_from_doc(doc: dict[str, Any], source_file: str) -> list[Rule]:
+def rules_from_doc(doc: dict[str, Any], source_file: str, validate: bool = True) -> list[Rule]:
     tables = doc.get("rule", doc.get("rules", []))
     if not isinstance(tables, list):
         raise RuleFormatError(f"{source_file}: 'rule' must be an array of tables ([[rule]])")
-    return [rule_from_table(t, source_file) for t in tables]
+    return [rule_from_table(t, source_file, validate) for t in tables]
 
 
 def load_file(path: Path) -> list[Rule]:
@@ -84,6 +84,8 @@ def load_builtin() -> RuleSet:
     rules: list[Rule] = []
     for path in builtin_rule_files():
         rules.extend(
-            parse_rules_toml(path.read_text(encoding="utf-8"), f"detectors/rules/{path.name}")
+            parse_rules_toml(
+                path.read_text(encoding="utf-8"), f"detectors/rules/{path.name}", validate=False
+            )
         )
     return RuleSet(tuple(rules))
