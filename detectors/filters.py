@@ -14,17 +14,48 @@ from importlib import resources
 
 # Words that mark documentation and templates wherever they appear in a value.
 _PLACEHOLDER_WORDS = (
-    b"example", b"changeme", b"change_me", b"change-me", b"placeholder", b"your_", b"your-",
-    b"yourkey", b"yourtoken", b"yoursecret", b"dummy", b"redacted", b"replace_me",
-    b"replaceme", b"replace-me", b"insert_", b"insert-", b"notreal", b"not_real",
-    b"not-a-real", b"fake_", b"fake-", b"sample_", b"<secret>", b"foobar", b"lorem",
-    b"ipsum", b"hunter2",
+    b"example",
+    b"changeme",
+    b"change_me",
+    b"change-me",
+    b"placeholder",
+    b"your_",
+    b"your-",
+    b"yourkey",
+    b"yourtoken",
+    b"yoursecret",
+    b"dummy",
+    b"redacted",
+    b"replace_me",
+    b"replaceme",
+    b"replace-me",
+    b"insert_",
+    b"insert-",
+    b"notreal",
+    b"not_real",
+    b"not-a-real",
+    b"fake_",
+    b"fake-",
+    b"sample_",
+    b"<secret>",
+    b"foobar",
+    b"lorem",
+    b"ipsum",
+    b"hunter2",
 )
 # Short fillers: telling in a token-sized value, but random text of a few hundred
 # characters (a PEM body) contains one of them by chance, so they apply to short values.
 _FILLERS = (
-    b"xxxx", b"****", b"....", b"fixme", b"todo", b"0000000000", b"1234567890",
-    b"abcdefgh", b"123456789", b"aaaaaaaa",
+    b"xxxx",
+    b"****",
+    b"....",
+    b"fixme",
+    b"todo",
+    b"0000000000",
+    b"1234567890",
+    b"abcdefgh",
+    b"123456789",
+    b"aaaaaaaa",
 )
 _FILLER_MAX_LEN = 100
 _TEMPLATE_RE = re.compile(
@@ -110,9 +141,7 @@ def is_percent_encoded(value: bytes) -> bool:
 
 def is_single_class(value: bytes) -> bool:
     """Only one character class (all lowercase, all digits, ...): phone numbers, ids, words."""
-    classes = sum(
-        1 for rx in (_HAS_DIGIT, _HAS_LOWER, _HAS_UPPER) if rx.search(value) is not None
-    )
+    classes = sum(1 for rx in (_HAS_DIGIT, _HAS_LOWER, _HAS_UPPER) if rx.search(value) is not None)
     return classes <= 1 and re.search(rb"[^A-Za-z0-9]", value) is None
 
 

@@ -67,10 +67,16 @@ def load(path: Path, key: bytes) -> Baseline:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"baseline {path} does not exist", "create it with 'sentinel baseline create'") from None
+        raise ConfigError(
+            f"baseline {path} does not exist", "create it with 'sentinel baseline create'"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"baseline {path} is not readable JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(doc.get("secrets"), dict):
+    if (
+        not isinstance(doc, dict)
+        or doc.get("version") != VERSION
+        or not isinstance(doc.get("secrets"), dict)
+    ):
         raise ConfigError(f"baseline {path} is not a sentinel baseline (version {VERSION})")
     if doc.get("key_id") != key_id(key):
         raise ConfigError(

@@ -1,18 +1,18 @@
 """Project configuration: ``.sentinel.toml``, or ``[tool.sentinel]`` in pyproject.toml.
 
-    max_file_size = "10MB"          # larger files and blobs are skipped (counted)
-    exclude_paths = ["vendor/**"]   # gitignore-style globs, relative to the project root
-    disable_rules = ["jwt.token"]
+max_file_size = "10MB"          # larger files and blobs are skipped (counted)
+exclude_paths = ["vendor/**"]   # gitignore-style globs, relative to the project root
+disable_rules = ["jwt.token"]
 
-    [allowlist]                     # never report these
-    paths = ["tests/fixtures/**"]   # globs
-    regexes = ['''^AKIA[0-9A-Z]{12}TEST$''']   # searched in the secret value
-    stopwords = ["not-a-secret"]    # substrings of the secret value, case-insensitive
-    commits = ["<full sha>"]        # findings first introduced by these commits
+[allowlist]                     # never report these
+paths = ["tests/fixtures/**"]   # globs
+regexes = ['''^AKIA[0-9A-Z]{12}TEST$''']   # searched in the secret value
+stopwords = ["not-a-secret"]    # substrings of the secret value, case-insensitive
+commits = ["<full sha>"]        # findings first introduced by these commits
 
-    [[rule]]                        # custom rules, same fields as detectors/rules/*.toml
-    id = "acme.internal-token"
-    ...
+[[rule]]                        # custom rules, same fields as detectors/rules/*.toml
+id = "acme.internal-token"
+...
 """
 
 from __future__ import annotations

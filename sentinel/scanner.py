@@ -20,6 +20,8 @@ from sentinel.fingerprint import fingerprint_key
 from sentinel.models import Occurrence, Origin, ScanResult
 from sentinel.scanning import EngineSpec, OccurrenceFactory
 
+OWN_FILES = frozenset({".sentinel.toml", ".sentinel-baseline.json"})
+
 
 @dataclass
 class ScanOptions:
@@ -45,7 +47,9 @@ def build_ruleset(opts: ScanOptions) -> RuleSet:
         rs = rs.plus(extra)
         unknown = [i for i in opts.config.disable_rules if i not in {r.id for r in rs}]
         if unknown:
-            raise ConfigError(f"{opts.config.source}: disable_rules names unknown rule {unknown[0]!r}")
+            raise ConfigError(
+                f"{opts.config.source}: disable_rules names unknown rule {unknown[0]!r}"
+            )
         return rs.without(opts.config.disable_rules)
     except RuleFormatError as exc:
         raise RuleError(str(exc)) from None
@@ -79,6 +83,10 @@ class Collector:
 
     def add(self, origin: Origin, hit: Any, rel_path: str | None = None) -> None:
         rel = rel_path if rel_path is not None else origin.path
+        if rel.rsplit("/", 1)[-1] in OWN_FILES:
+            # rule examples and baselines are meant to hold secret-shaped strings
+            self.suppressed["sentinel_config"] += 1
+            return
         if self.allow_paths is not None and self.allow_paths.match_file(rel):
             self.suppressed["allowlist_path"] += 1
             return

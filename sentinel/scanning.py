@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from detectors.engine import Backend, Engine, GlobalAllowlist, Match, line_col
 from detectors.ruleset import RuleSet
 from sentinel.fingerprint import fingerprint, redact
-from sentinel.models import Origin, Occurrence
+from sentinel.models import Occurrence, Origin
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class EngineSpec:
 
     ruleset: RuleSet
     backend: Backend = "auto"
-    allowlist: GlobalAllowlist = GlobalAllowlist()
+    allowlist: GlobalAllowlist = field(default_factory=GlobalAllowlist)
     cache_dir: str | None = None
     decode_depth: int = 2
     fingerprint_key: bytes = b""

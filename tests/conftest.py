@@ -110,8 +110,13 @@ class GitRepo:
             p.write_text(content)
         return p
 
-    def commit(self, message: str, files: dict[str, str | bytes] | None = None,
-               date: str | None = None, remove: tuple[str, ...] = ()) -> str:
+    def commit(
+        self,
+        message: str,
+        files: dict[str, str | bytes] | None = None,
+        date: str | None = None,
+        remove: tuple[str, ...] = (),
+    ) -> str:
         for rel, content in (files or {}).items():
             self.write(rel, content)
         for rel in remove:

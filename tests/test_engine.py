@@ -139,7 +139,7 @@ def test_generic_detector_finds_assignments_in_common_shapes(hs: Engine) -> None
         f"spring.datasource.password={pw}",
         f"[db]\npassword = {pw}\n",
         f"<password>{pw}</password>",
-        f'$config["api_key"] = \'{pw}\';',
+        f"$config[\"api_key\"] = '{pw}';",
     ]
     for text in shapes:
         found = {m.secret for m in hs.scan(text.encode())}
@@ -201,15 +201,22 @@ def test_database_is_cached_on_disk_by_rule_hash(tmp_path: Path) -> None:
     assert len(first) == 1 and first[0].startswith("hs-")
     Engine(rs, cache_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == first  # loaded, not recompiled
-    changed = RuleSet((rule_from_table({**_table(rule), "regex": r"\b(acme_[a-z0-9]{21})\b"}, "<t>"),))
+    changed = RuleSet(
+        (rule_from_table({**_table(rule), "regex": r"\b(acme_[a-z0-9]{21})\b"}, "<t>"),)
+    )
     eng = Engine(changed, cache_dir=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2
     assert eng.backend == "hyperscan"
 
 
 def _table(rule):  # type: ignore[no-untyped-def]
-    return {"id": rule.id, "description": rule.description, "regex": rule.regex,
-            "keywords": list(rule.keywords), "examples": list(rule.examples)}
+    return {
+        "id": rule.id,
+        "description": rule.description,
+        "regex": rule.regex,
+        "keywords": list(rule.keywords),
+        "examples": list(rule.examples),
+    }
 
 
 def test_corrupt_cache_file_is_recompiled(tmp_path: Path) -> None:
@@ -233,7 +240,9 @@ def test_lookaround_rule_compiles_in_prefilter_mode_and_is_confirmed_by_regex() 
     )
     for backend in ("hyperscan", "regex"):
         eng = Engine(RuleSet((rule,)), backend=backend)  # type: ignore[arg-type]
-        assert [m.secret for m in eng.scan(b"k=acmek_Zq8Lm2Xw9Pt4Vn7B ok")] == [b"acmek_Zq8Lm2Xw9Pt4Vn7B"]
+        assert [m.secret for m in eng.scan(b"k=acmek_Zq8Lm2Xw9Pt4Vn7B ok")] == [
+            b"acmek_Zq8Lm2Xw9Pt4Vn7B"
+        ]
         assert eng.scan(b"k=acmek_Zq8Lm2Xw9Pt4Vn7B.pub") == []
 
 

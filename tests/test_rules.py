@@ -52,8 +52,23 @@ def test_coverage_and_unique_ids() -> None:
     assert len(ids) == len(set(ids))
     assert len(ids) >= 150
     families = {r.family for r in RULES}
-    for needed in ("aws", "gcp", "azure", "github", "gitlab", "slack", "stripe", "openai",
-                   "anthropic", "privatekey", "jwt", "uri", "generic", "npm", "pypi"):
+    for needed in (
+        "aws",
+        "gcp",
+        "azure",
+        "github",
+        "gitlab",
+        "slack",
+        "stripe",
+        "openai",
+        "anthropic",
+        "privatekey",
+        "jwt",
+        "uri",
+        "generic",
+        "npm",
+        "pypi",
+    ):
         assert needed in families, f"no rules for {needed}"
 
 

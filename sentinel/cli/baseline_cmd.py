@@ -16,9 +16,9 @@ def create(
     target: Annotated[
         Path, typer.Argument(help="A git repository (its history) or a directory/file.")
     ] = Path("."),
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Baseline file to write.")
-    ] = Path(".sentinel-baseline.json"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Baseline file to write.")] = Path(
+        ".sentinel-baseline.json"
+    ),
     from_report: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--from-report", help="Build it from a 'scan --format json' report instead."),

@@ -65,10 +65,7 @@ def test_rules(
     from sentinel.errors import RuleError
 
     try:
-        if files:
-            rs = RuleSet(tuple(r for f in files for r in load_file(f)))
-        else:
-            rs = load_builtin()
+        rs = RuleSet(tuple(r for f in files for r in load_file(f))) if files else load_builtin()
     except RuleFormatError as exc:
         raise RuleError(str(exc)) from None
     failures = ruletest.run(rs)

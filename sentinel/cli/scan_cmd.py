@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +12,7 @@ import typer
 app = typer.Typer(help="Scan a source for secrets.", no_args_is_help=True)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     jsonl = "jsonl"
@@ -88,7 +88,9 @@ def emit(result, fmt: Format | None, output: Path | None, show_secrets: bool) ->
     from sentinel.errors import ConfigError
     from sentinel.report import render
 
-    chosen = (fmt or (Format.table if sys.stdout.isatty() and output is None else Format.json)).value
+    chosen = (
+        fmt or (Format.table if sys.stdout.isatty() and output is None else Format.json)
+    ).value
     if output is None:
         render(result, chosen, sys.stdout, show_secrets=show_secrets)
         sys.stdout.flush()

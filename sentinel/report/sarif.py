@@ -44,7 +44,8 @@ def document(result: ScanResult, show_secrets: bool) -> dict[str, Any]:
         props = {
             k: v
             for k, v in o.to_dict(show_secrets).items()
-            if k not in ("rule_id", "description", "path", "line", "column", "end_line", "end_column")
+            if k
+            not in ("rule_id", "description", "path", "line", "column", "end_line", "end_column")
         }
         results.append(
             {

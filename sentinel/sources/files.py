@@ -104,6 +104,10 @@ def walk(
         p = Path(root)
         try:
             st = p.lstat()
+            if stat.S_ISLNK(st.st_mode) and p.is_dir():
+                # a directory named on the command line is walked even through a symlink
+                # (as find -H does); symlinks met inside the walk are still not followed
+                st = p.stat()
         except OSError as exc:
             raise SourceError(f"cannot read {root}: {exc.strerror or exc}") from None
         if stat.S_ISDIR(st.st_mode):
@@ -254,7 +258,9 @@ def scan_paths(
     from sentinel import scanning
 
     stats = WalkStats()
-    items = list(walk(roots, use_ignore=use_ignore, max_size=max_size, exclude=exclude, stats=stats))
+    items = list(
+        walk(roots, use_ignore=use_ignore, max_size=max_size, exclude=exclude, stats=stats)
+    )
     total = sum(i.size for i in items)
     if progress is not None:
         progress.start(total, "files")

@@ -242,7 +242,9 @@ def scan_shard(args: tuple[str, list[Obj]]) -> ShardResult:
             rc = proc.wait()
         done = st.blobs + st.commits + st.tags + st.skipped["missing_object"]
         if rc != 0 or done < len(objs):
-            result.error = _first_error_line(stderr) if stderr.strip() else "git cat-file stopped early"
+            result.error = (
+                _first_error_line(stderr) if stderr.strip() else "git cat-file stopped early"
+            )
     return result
 
 
@@ -253,11 +255,22 @@ class Attribution:
     """The ``git log --raw`` walk, written to a temp file while the scan runs."""
 
     def __init__(self, git_dir: str, revs: list[str]) -> None:
-        self._file = tempfile.TemporaryFile()
+        self._git_dir = git_dir
+        self._tags: set[str] | None = None
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._proc = subprocess.Popen(
             [
-                "git", f"--git-dir={git_dir}", "log", *revs, "--raw", "--no-abbrev",
-                "--no-renames", "-m", "-z", f"--format={LOG_FORMAT}", "--",
+                "git",
+                f"--git-dir={git_dir}",
+                "log",
+                *revs,
+                "--raw",
+                "--no-abbrev",
+                "--no-renames",
+                "-m",
+                "-z",
+                f"--format={LOG_FORMAT}",
+                "--",
             ],
             stdout=self._file,
             stderr=subprocess.PIPE,
@@ -285,7 +298,7 @@ class Attribution:
         start = self._map.rfind(b"\x1e", 0, pos) + 1
         end = self._map.find(b"\0", start)
         sha, name, email, date = (
-            self._map[start:end].decode("utf-8", "replace").split("\x1f") + ["", "", "", ""]
+            [*self._map[start:end].decode("utf-8", "replace").split("\x1f"), "", "", "", ""]
         )[:4]
         return sha, name, email, date
 
@@ -311,6 +324,34 @@ class Attribution:
 
     def reachable_commit(self, sha: str) -> bool:
         return self._map is not None and self._map.find(b"\x1e" + sha.encode()) >= 0
+
+    def reachable_tag(self, sha: str) -> bool:
+        """Whether a ref names tag object ``sha``, directly or through tags of tags (a
+        deleted tag's object stays in the repository until gc, but no ref reaches it)."""
+        if self._tags is None:
+            self._tags = set()
+            res = _git(
+                self._git_dir,
+                "for-each-ref",
+                "--format=%(objecttype) %(objectname) %(*objecttype) %(*objectname)",
+            )
+            todo: list[str] = []
+            for line in res.stdout.decode().splitlines():
+                parts = line.split()
+                if len(parts) == 4 and parts[0] == "tag":
+                    self._tags.add(parts[1])
+                    if parts[2] == "tag":
+                        todo.append(parts[3])
+            while todo:  # a tag of a tag: rare, followed one object at a time
+                t = todo.pop()
+                if t in self._tags:
+                    continue
+                self._tags.add(t)
+                head = _git(self._git_dir, "cat-file", "tag", t).stdout.split(b"\n\n", 1)[0]
+                fields = dict(ln.split(b" ", 1) for ln in head.split(b"\n") if b" " in ln)
+                if fields.get(b"type") == b"tag" and b"object" in fields:
+                    todo.append(fields[b"object"].decode())
+        return sha in self._tags
 
 
 # -- orchestration --------------------------------------------------------------------------------
@@ -398,6 +439,8 @@ def _origin_for(
     if meta is not None:  # a commit or tag message
         kind, name, email, date = meta
         if kind == "commit" and not attribution.reachable_commit(sha):
+            return None
+        if kind == "tag" and not attribution.reachable_tag(sha):
             return None
         return Origin(
             source="git",
