@@ -68,7 +68,11 @@ _CODE_RE = re.compile(
     rb"""ref\+|arn:aws:secretsmanager|true$|false$|null$|none$|nil$|undefined$)""",
     re.IGNORECASE,
 )
-_IDENTIFIER_RE = re.compile(rb"^[A-Za-z_][A-Za-z0-9_]*(?:[.\-][A-Za-z_][A-Za-z0-9_]*)*(?:\(\)?)?$")
+_IDENTIFIER_RE = re.compile(
+    rb"^[:@$&*]?[A-Za-z_][A-Za-z0-9_]*(?:[.\-][A-Za-z_][A-Za-z0-9_]*)*(?:\(\)?)?$"
+)
+_SNAKE_RE = re.compile(rb"^[:@$]?[a-z]+(?:[_.:/-][a-z0-9]*)+$")
+_URL_RE = re.compile(rb"^[a-z][a-z0-9+.-]*://[^:@/\s]+(?:[:/?#]|$)", re.IGNORECASE)
 _HAS_DIGIT = re.compile(rb"\d")
 _HAS_LOWER = re.compile(rb"[a-z]")
 _HAS_UPPER = re.compile(rb"[A-Z]")
@@ -112,9 +116,17 @@ def is_code_reference(value: bytes) -> bool:
 
 
 def is_identifier(value: bytes) -> bool:
-    """A variable or attribute name (``user_password``, ``authToken``, ``get_token()``):
-    letters and underscores with no digits, the shape of code rather than of a key."""
-    return _IDENTIFIER_RE.match(value) is not None and _HAS_DIGIT.search(value) is None
+    """A variable or attribute name (``user_password``, ``authToken``, ``:save_password``,
+    ``test_schema_2``, ``column:not_a_token``): the shape of code rather than of a key."""
+    if _IDENTIFIER_RE.match(value) is not None and _HAS_DIGIT.search(value) is None:
+        return True
+    return _SNAKE_RE.match(value) is not None
+
+
+def is_url_without_credentials(value: bytes) -> bool:
+    """A plain URL (``https://database.windows.net/``): an endpoint, not a secret.
+    URLs with a password in them are the connection-string rules' business."""
+    return _URL_RE.match(value) is not None
 
 
 def is_dictionary_word(value: bytes) -> bool:
@@ -149,6 +161,7 @@ UNIVERSAL = (is_placeholder, is_template_variable, is_low_variety)
 GENERIC = (
     is_code_reference,
     is_identifier,
+    is_url_without_credentials,
     is_dictionary_word,
     is_single_class,
     is_percent_encoded,

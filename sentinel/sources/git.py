@@ -238,7 +238,10 @@ def scan_shard(args: tuple[str, list[Obj]]) -> ShardResult:
                         result.meta[o.sha] = (o.type, *who)
         finally:
             out.close()
-            stderr = proc.stderr.read() if proc.stderr else b""
+            stderr = b""
+            if proc.stderr is not None:
+                stderr = proc.stderr.read()
+                proc.stderr.close()
             rc = proc.wait()
         done = st.blobs + st.commits + st.tags + st.skipped["missing_object"]
         if rc != 0 or done < len(objs):
