@@ -1,9 +1,8 @@
 """Bounded decoding of base64 and percent-encoded blobs, so secrets hidden by an
 encoding are scanned again as plain text.
 
-Two extra patterns ride along in the Hyperscan pass. Each reports once per
-encoded run, at its end (the pattern needs the byte that closes the run), so a
-chunk is never searched again for candidates: the run is found by walking back
+Two extra patterns ride along in the Hyperscan pass; a chunk is never searched
+again for candidates: the encoded run around each hit is found by walking out
 from the hit with a translation table. Limits keep adversarial input cheap: at
 most ``MAX_CANDIDATES`` runs a chunk, ``MAX_RUN`` bytes a run and
 ``MAX_DECODED`` bytes decoded in all; the engine bounds the recursion depth.
@@ -16,10 +15,20 @@ import binascii
 from collections.abc import Iterator, Sequence
 from urllib.parse import unquote_to_bytes
 
-# A run of 32+ standard-alphabet characters, optional padding, then a closing byte
-# (or the end). '_' and '-' are left out on purpose: snake_case identifiers would
-# otherwise fire on every source file; URL-safe blobs are still decoded once found.
-BASE64_TRIGGER = rb"[A-Za-z0-9+/]{32}={0,2}(?:[^A-Za-z0-9+/=]|$)"
+# Where an encoded secret is worth decoding, found without a class-run pattern (a bare
+# ``[A-Za-z0-9+/]{32}`` costs Hyperscan more than all the rules together):
+# - the encodings of what secrets start with: JSON objects (``{"``, ``{\n``), PEM
+#   armour, and common secret words and token prefixes;
+# - HTTP basic credentials;
+# - padded base64 (``=``/``==`` after 20+ characters), the usual shape of encoded
+#   config values.
+BASE64_TRIGGER = (
+    rb"(?:eyJ|ewo|ew0K|LS0tLS1CRUdJ|Z2hw|Z2l0aHVi|eG94|c2tf|QUtJQ|YXBpX2tle|YXBpa2V5|"
+    rb"cGFzc3dvcmQ|cGFzc3dk|dG9rZW4|c2VjcmV0|UEFTU1dPUkQ|VE9LRU4|U0VDUkVU|QVBJX0tFW|"
+    rb"YXV0aF|YWNjZXNzX3Rva2Vu|Y2xpZW50X3NlY3JldA)[A-Za-z0-9+/_-]{16}"
+    rb"|(?i:basic)[ \t]+[A-Za-z0-9+/]{12}"
+    rb"|[A-Za-z0-9+/]{20}={1,2}"
+)
 # A percent-escape of a character that passwords use but URLs must escape, inside a word.
 PERCENT_TRIGGER = rb"[A-Za-z0-9]%(?:2[1-9A-Fa-f]|3[ABDFabdf]|40|5[BDbd]|7[BDbd]|25)[A-Za-z0-9%]"
 
@@ -40,7 +49,6 @@ def _table(members: bytes) -> bytes:
 
 
 _B64_TABLE = _table(_B64_CHARS)
-_B64_SET = frozenset(_B64_CHARS + b"=")
 _PCT_TABLE = _table(_PCT_CHARS)
 
 
@@ -58,14 +66,17 @@ def _run_start(data: bytes, hi: int, table: bytes) -> int:
 
 
 def _base64_run(data: bytes, end: int) -> tuple[int, int]:
-    """The base64 run (with its padding) whose closing byte or end of data is at ``end``."""
+    """The base64 run (with its padding) around a trigger hit ending at ``end``."""
     hi = end
-    if hi > 0 and data[hi - 1] not in _B64_SET:
-        hi -= 1  # the hit includes the byte that closed the run
-    stop = hi
-    while hi > stop - 2 and hi > 0 and data[hi - 1] == 0x3D:  # '=' padding
+    while hi > 0 and data[hi - 1] == 0x3D:  # the hit ended on padding
         hi -= 1
-    return _run_start(data, hi, _B64_TABLE), stop
+    lo = _run_start(data, hi, _B64_TABLE)
+    tail = data[hi : hi + MAX_RUN].translate(_B64_TABLE).find(b" ")
+    hi = hi + tail if tail >= 0 else min(len(data), hi + MAX_RUN)
+    pad = hi
+    while pad < len(data) and pad - hi < 2 and data[pad] == 0x3D:
+        pad += 1
+    return lo, pad
 
 
 def _percent_run(data: bytes, end: int) -> tuple[int, int]:

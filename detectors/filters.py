@@ -71,7 +71,7 @@ _CODE_RE = re.compile(
 _IDENTIFIER_RE = re.compile(
     rb"^[:@$&*]?[A-Za-z_][A-Za-z0-9_]*(?:[.\-][A-Za-z_][A-Za-z0-9_]*)*(?:\(\)?)?$"
 )
-_SNAKE_RE = re.compile(rb"^[:@$]?[a-z]+(?:[_.:/-][a-z0-9]*)+$")
+_SNAKE_RE = re.compile(rb"^[:@$]?_*[a-z]+(?:[_.:/@-][a-z0-9]*)+$")
 _URL_RE = re.compile(rb"^[a-z][a-z0-9+.-]*://[^:@/\s]+(?:[:/?#]|$)", re.IGNORECASE)
 _HAS_DIGIT = re.compile(rb"\d")
 _HAS_LOWER = re.compile(rb"[a-z]")

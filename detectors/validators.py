@@ -78,7 +78,22 @@ def jwt_shape(secret: bytes) -> bool:
     return isinstance(header, dict) and "alg" in header
 
 
+def basic_credentials(secret: bytes) -> bool:
+    """Base64 of ``user:password`` with a non-empty password (HTTP basic auth)."""
+    import base64
+    import binascii
+
+    try:
+        decoded = base64.b64decode(secret + b"=" * (-len(secret) % 4), validate=True)
+        text = decoded.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return False
+    user, sep, pw = text.partition(":")
+    return bool(sep and user and len(pw) >= 4 and text.isprintable())
+
+
 CHECKSUMS: dict[str, Callable[[bytes], bool]] = {
+    "basic_credentials": basic_credentials,
     "github_crc32": github_crc32,
     "npm_crc32": npm_crc32,
     "luhn": luhn,

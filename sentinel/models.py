@@ -11,6 +11,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
+def display_path(raw: str | bytes) -> str:
+    """A path as valid text: bytes that are not UTF-8 (file names are bytes on POSIX)
+    become backslash escapes instead of lone surrogates that no encoder accepts."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     source: str  # git | file | image | k8s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from sentinel.baseline import Baseline
 from sentinel.config import Config
 from sentinel.errors import ConfigError, RuleError
 from sentinel.fingerprint import fingerprint_key
-from sentinel.models import Occurrence, Origin, ScanResult
+from sentinel.models import Occurrence, Origin, ScanResult, display_path
 from sentinel.scanning import EngineSpec, OccurrenceFactory
 
 OWN_FILES = frozenset({".sentinel.toml", ".sentinel-baseline.json"})
@@ -106,7 +107,7 @@ class Collector:
         # In history, one secret in one file is one occurrence: the oldest commit wins.
         key = (occ.rule_id, occ.fingerprint, origin.path)
         prev = self._best.get(key)
-        if prev is None or (origin.date or "") < (prev.origin.date or ""):
+        if prev is None or _instant(origin.date) < _instant(prev.origin.date):
             if prev is not None:
                 self.suppressed["repeat_in_history"] += 1
             self._best[key] = occ
@@ -117,6 +118,16 @@ class Collector:
         occs = list(self._best.values()) if self.dedupe_history else self._all
         occs.sort(key=lambda o: (o.origin.path, o.line, o.column, o.rule_id, o.origin.date or ""))
         return occs
+
+
+def _instant(date: str | None) -> float:
+    """Seconds since the epoch of an ISO date with offset (authors live in many zones)."""
+    if not date:
+        return float("inf")
+    try:
+        return dt.datetime.fromisoformat(date).timestamp()
+    except ValueError:
+        return float("inf")
 
 
 def _finish(col: Collector, ruleset: RuleSet, started: float, stats: dict[str, Any]) -> ScanResult:
@@ -185,7 +196,7 @@ def scan_paths(paths: list[str], opts: ScanOptions, *, use_ignore: bool = True) 
         progress=opts.progress,
     )
     for display, rel, raw in hits:
-        origin = Origin(source="file", path=display)
+        origin = Origin(source="file", path=display_path(display))
         for h in raw:
             col.add(origin, h, rel)
     stats = {

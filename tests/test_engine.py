@@ -284,3 +284,14 @@ def test_filters(func, value: bytes, expected: bool) -> None:  # type: ignore[no
 def test_random_pem_body_is_not_taken_for_a_placeholder() -> None:
     body = base64.b64encode(bytes(range(256)) * 6).decode() + "todoxxxx"
     assert not filters.is_placeholder(body.encode())
+
+
+def test_basic_auth_header_and_unpadded_base64_json_are_decoded(hs: Engine) -> None:
+    pw = password(7)
+    basic = base64.b64encode(f"deploy:{pw}".encode()).decode()
+    hits = hs.scan(f"curl -H 'Authorization: Basic {basic}' https://ci.internal/".encode())
+    assert [(m.rule_id, m.secret) for m in hits] == [("http.basic-auth-header", basic.encode())]
+    key = token("ghp", 12)
+    doc = base64.b64encode(f'{{"github_token": "{key}"}}'.encode()).decode().rstrip("=")
+    found = [m for m in hs.scan(f"CONFIG_JSON={doc}\n".encode()) if m.decoded]
+    assert [m.secret for m in found] == [key.encode()]

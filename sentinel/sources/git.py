@@ -25,13 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.errors import CorruptRepository, NotARepository, RefNotFound, SourceError
-from sentinel.models import Origin
+from sentinel.models import Origin, display_path
 from sentinel.sources.files import is_binary
 
 ZERO = b"0" * 40
 LOG_FORMAT = "%x1e%H%x1f%an%x1f%ae%x1f%aI"
 SHARD_BYTES = 64 * 1024 * 1024
 MAX_SHARDS_PER_WORKER = 8
+# git's cache of inflated delta bases, per cat-file process: the default 96m makes deep
+# delta chains re-inflate their bases; 256m cuts cat-file's CPU by a third on sqlalchemy
+DELTA_CACHE = "256m"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,14 +193,22 @@ def scan_shard(args: tuple[str, list[Obj]]) -> ShardResult:
     engine = worker_engine()
     result = ShardResult({}, {}, GitStats())
     st = result.stats
-    with tempfile.TemporaryFile() as names:
+    # names in and errors out go through files, so no pipe can fill up and deadlock
+    with tempfile.TemporaryFile() as names, tempfile.TemporaryFile() as errors:
         names.write(b"".join(o.sha.encode() + b"\n" for o in objs))
         names.seek(0)
         proc = subprocess.Popen(
-            ["git", f"--git-dir={git_dir}", "cat-file", "--batch"],
+            [
+                "git",
+                f"--git-dir={git_dir}",
+                "-c",
+                f"core.deltaBaseCacheLimit={DELTA_CACHE}",
+                "cat-file",
+                "--batch",
+            ],
             stdin=names,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=errors,
             bufsize=1 << 20,
         )
         assert proc.stdout is not None
@@ -238,11 +249,9 @@ def scan_shard(args: tuple[str, list[Obj]]) -> ShardResult:
                         result.meta[o.sha] = (o.type, *who)
         finally:
             out.close()
-            stderr = b""
-            if proc.stderr is not None:
-                stderr = proc.stderr.read()
-                proc.stderr.close()
             rc = proc.wait()
+            errors.seek(0)
+            stderr = errors.read(65536)
         done = st.blobs + st.commits + st.tags + st.skipped["missing_object"]
         if rc != 0 or done < len(objs):
             result.error = (
@@ -320,7 +329,7 @@ class Attribution:
             if entry >= 0 and pos - entry == 56:
                 path_start = self._map.find(b"\0", pos) + 1
                 path_end = self._map.find(b"\0", path_start)
-                path = self._map[path_start:path_end].decode("utf-8", "surrogateescape")
+                path = display_path(self._map[path_start:path_end])
                 commit, name, email, date = self._header(entry)
                 return commit, path, name, email, date
             end = pos
