@@ -336,6 +336,7 @@ class Run:
     load1_before: float
     findings: int | None
     error: str | None = None
+    project_rev: str | None = None  # Sentinel only: the commit of this checkout
 
     @property
     def cpu_s(self) -> float:
@@ -352,15 +353,18 @@ def run_once(job: Job, timeout: float, log_path: Path, env: dict[str, str]) -> R
         logf = stack.enter_context(open(log_path, "wb"))
         out = stack.enter_context(open(job.report, "wb")) if job.stdout_is_report else logf
         t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            job.argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=logf,
-            start_new_session=True,
-        )
+        try:
+            proc = subprocess.Popen(
+                job.argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=logf,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return Run(0.0, 0.0, 0.0, 0.0, -1, load1, None, error=f"cannot start: {exc}")
 
         def kill() -> None:
             timed_out.set()
@@ -418,7 +422,7 @@ def tool_version(tool: str, sentinel: Path, peers_bin: Path) -> str:
         try:
             r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
             return (r.stdout or r.stderr).strip().splitlines()[0]
-        except (OSError, subprocess.SubprocessError, IndexError):
+        except (OSError, ValueError, subprocess.SubprocessError, IndexError):
             return "?"
 
     def dist_version(python: Path, dist: str) -> str:
@@ -427,11 +431,11 @@ def tool_version(tool: str, sentinel: Path, peers_bin: Path) -> str:
         )
 
     if tool == "sentinel":
-        try:
-            shebang = sentinel.read_text(errors="replace").splitlines()[0]
-            python = Path(shebang[2:].strip().split()[0])
-        except (OSError, IndexError):
-            python = sentinel.parent / "python"
+        python = sentinel.parent / "python"
+        with contextlib.suppress(OSError, IndexError), open(sentinel, "rb") as fh:
+            first = fh.readline(4096)
+            if first.startswith(b"#!") and b"\0" not in first:  # a console script
+                python = Path(first[2:].decode(errors="replace").split()[0])
         v = dist_version(python, "sentinel-secrets")
         try:
             rev = git("rev-parse", "--short", "HEAD", cwd=PROJECT)
@@ -469,6 +473,13 @@ def fmt_num(x: float | None, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
+def fmt_findings(t: dict[str, Any]) -> str:
+    varied = t.get("findings_varied")
+    if varied:  # the tool changed between runs (Sentinel under development)
+        return f"{min(varied):,}–{max(varied):,} (varied)"
+    return f"{t['findings']:,}"
+
+
 def fmt_ratio(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}×"
 
@@ -504,10 +515,14 @@ def markdown(wl: str, result: dict[str, Any]) -> str:
         md = t["median"]
         lines.append(
             f"| {name} | {t['version']} | {fmt_num(md['wall_s'])} | {fmt_num(md['cpu_s'])} | "
-            f"{md['maxrss_mib']:,.0f} | {t['findings']:,} | "
+            f"{md['maxrss_mib']:,.0f} | {fmt_findings(t)} | "
             f"{fmt_ratio(t['ratio_wall'])} | {fmt_ratio(t['ratio_cpu'])} |"
         )
     loads = [r["load1_before"] for t in result["tools"] for r in t.get("runs", [])]
+    for t in result["tools"]:
+        revs = sorted({r["project_rev"] for r in t.get("runs", []) if r.get("project_rev")})
+        if len(revs) > 1:
+            lines += ["", f"Sentinel's checkout moved during the runs: {', '.join(revs)}."]
     lines += [
         "",
         "Commands (`bench/work/` holds the clones; every report goes to a file):",
@@ -587,7 +602,12 @@ def bench_workload(
         st = state[j.tool]
         lp = logs / f"{wl}-{j.tool}-{label}.log"
         log(f"{wl}: {j.tool} {label} …")
+        rev = None
+        if j.tool == "sentinel":  # Sentinel is installed editable: note what it ran from
+            with contextlib.suppress(OSError, subprocess.CalledProcessError):
+                rev = git("rev-parse", "--short", "HEAD", cwd=PROJECT)
         r = run_once(j, args.timeout, lp, env)
+        r.project_rev = rev
         st["elapsed_s"] += r.wall_s
         if r.error:
             st["error"] = f"{label}: {r.error} (log: {lp})"
@@ -723,7 +743,18 @@ def main() -> int:
     ap.add_argument("--results-dir", type=Path, default=BENCH / "results")
     ap.add_argument("--reclone", action="store_true", help="remove and redo the clones")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds before a run is killed")
+    ap.add_argument(
+        "--render",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: print the tables of these results files again",
+    )
     args = ap.parse_args()
+
+    if args.render:
+        print("\n\n".join(markdown(r["workload"], r) for r in map(_load, args.render)))
+        return 0
 
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     bad = [t for t in tools if t not in TOOLS]

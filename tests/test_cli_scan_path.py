@@ -137,3 +137,15 @@ def test_rules_list_and_test_commands(tmp_path: Path) -> None:
     bad.write_text(good.read_text().replace("acme_short", "k = acme_k2j4h5g6f7d8s9a0q1w3"))
     res = run_cli("rules", "test", str(bad))
     assert res.returncode == 1 and "acme.token: negative" in res.stdout
+
+
+def test_same_findings_when_hyperscan_cannot_load(project: Path, tmp_path: Path) -> None:
+    """A machine without Hyperscan (no wheel, old CPU) falls back to the regex path."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "hyperscan.py").write_text("raise ModuleNotFoundError('hyperscan is not available here')\n")
+    fast = json.loads(run_cli("scan", "path", str(project), "-f", "json").stdout)
+    slow = json.loads(
+        run_cli("scan", "path", str(project), "-f", "json", env={"PYTHONPATH": str(shadow)}).stdout
+    )
+    assert slow["findings"] == fast["findings"] and len(fast["findings"]) == 2

@@ -482,3 +482,18 @@ def test_plaintext_only_with_show_secrets(leaky: tuple[GitRepo, str, str]) -> No
         assert res.returncode == 1, res.stderr
         assert secret in res.stdout, fmt
         assert secret not in res.stderr
+
+
+def test_attribution_of_many_hit_blobs_in_one_pass(repo: GitRepo) -> None:
+    """Past a handful of hit blobs the walk is parsed once instead of searched per blob;
+    every blob must still go to the commit that added it."""
+    expected = {}
+    for i in range(24):
+        secret = token("ghp", 500 + i)
+        sha = repo.commit(f"add {i}", {f"svc{i}/app.env": f"T={secret}\n"})
+        expected[secret] = (sha, f"svc{i}/app.env")
+    repo.commit("drop half", remove=tuple(f"svc{i}/app.env" for i in range(0, 24, 2)))
+    doc = history(repo.path)
+    for secret, (sha, path) in expected.items():
+        [f] = find(doc, secret)
+        assert (f["commit"], f["path"]) == (sha, path)
