@@ -31,6 +31,10 @@ INLINE_ALLOW = b"sentinel:allow"
 TAIL = 64  # bytes after a hit that the confirmation window also covers
 MAX_HITS = 100_000  # per scan; past this a chunk is adversarial and the rest is dropped
 MAX_MATCHES_PER_RULE = 1_000
+CONTEXT = 16  # bytes either side of a window that belong to its cache key (\b, lookbehind)
+CACHE_BYTES = 32 * 1024 * 1024
+# (secret start, end, match start, end, secret, entropy), offsets into the window's chunk
+_Verdict = tuple[int, int, int, int, bytes, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,8 @@ class Engine:
         self.decode_depth = decode_depth
         self.inline_allow = inline_allow
         self.stats = EngineStats()
+        self._cache: dict[tuple[str, int, int, bytes], list[_Verdict]] = {}
+        self._cache_bytes = 0
         allowlist = allowlist or GlobalAllowlist()
         self._global_allow = _alternation(allowlist.regexes)
         self._global_stop = tuple(s.lower().encode() for s in allowlist.stopwords)
@@ -252,52 +258,76 @@ class Engine:
             windows.append((lo, hi))
         self.stats.windows += len(windows)
         for lo, hi in windows:
-            for m in c.pattern.finditer(data, lo, min(hi, n), overlapped=False):
-                s, e = m.span(c.group)
-                if s < 0 or s == e or (s, e) in seen:
+            hi = min(hi, n)
+            a, b = max(0, lo - CONTEXT), min(n, hi + CONTEXT)
+            chunk = data[a:b]
+            key = (c.rule.id, lo - a, hi - a, chunk)
+            verdicts = self._cache.get(key)
+            if verdicts is None:
+                verdicts = self._confirm_window(c, chunk, lo - a, hi - a)
+                self._remember(key, verdicts, len(chunk))
+            for s, e, ms, me, secret, ent in verdicts:
+                s, e = s + a, e + a
+                if (s, e) in seen:
                     continue
                 seen.add((s, e))
-                match = self._gate(c, data, m, s, e)
-                if match is not None:
-                    out.append(match)
-                    found += 1
-                    if found >= MAX_MATCHES_PER_RULE:
-                        return
+                if self.inline_allow and INLINE_ALLOW in _line_at(data, ms + a, me + a):
+                    self.stats.reject("inline_allow")
+                    continue
+                out.append(Match(rule_id=c.rule.id, start=s, end=e, secret=secret, entropy=ent))
+                found += 1
+                if found >= MAX_MATCHES_PER_RULE:
+                    return
 
-    def _gate(
-        self, c: _Compiled, data: bytes, m: regex.Match[bytes], s: int, e: int
-    ) -> Match | None:
+    def _remember(
+        self, key: tuple[str, int, int, bytes], verdicts: list[_Verdict], size: int
+    ) -> None:
+        """Windows recur across the versions of a file in history: cache their verdicts,
+        bounded by the bytes the keys hold."""
+        self._cache_bytes += size
+        if self._cache_bytes > CACHE_BYTES:
+            self._cache.clear()
+            self._cache_bytes = size
+        self._cache[key] = verdicts
+
+    def _confirm_window(self, c: _Compiled, chunk: bytes, pos: int, endpos: int) -> list[_Verdict]:
+        """Matches in ``chunk[pos:endpos]`` that pass every gate that depends only on the
+        match (keyword, entropy, checksum, filters, allowlists)."""
+        verdicts: list[_Verdict] = []
+        for m in c.pattern.finditer(chunk, pos, endpos, overlapped=False):
+            s, e = m.span(c.group)
+            if s < 0 or s == e:
+                continue
+            secret = chunk[s:e]
+            why = self._reject(c, m, secret)
+            if why is not None:
+                self.stats.reject(why)
+                continue
+            verdicts.append((s, e, m.start(), m.end(), secret, round(shannon(secret), 3)))
+        return verdicts
+
+    def _reject(self, c: _Compiled, m: regex.Match[bytes], secret: bytes) -> str | None:
+        """Why this match is not a secret, or None."""
         rule = c.rule
-        secret = data[s:e]
         if c.keywords:
             whole = m.group(0).lower()
             if not any(k in whole for k in c.keywords):
-                self.stats.reject("keyword")
-                return None
-        ent = shannon(secret)
-        if rule.entropy is not None and ent < rule.entropy:
-            self.stats.reject("entropy")
-            return None
+                return "keyword"
+        if rule.entropy is not None and shannon(secret) < rule.entropy:
+            return "entropy"
         if c.validator is not None and not c.validator(secret):
-            self.stats.reject("checksum")
-            return None
+            return "checksum"
         why = filters.rejected_by(secret, rule.generic)
         if why is not None:
-            self.stats.reject(why)
-            return None
+            return why
         low = secret.lower()
         if (c.allow is not None and c.allow.search(secret)) or any(w in low for w in c.stopwords):
-            self.stats.reject("rule_allowlist")
-            return None
+            return "rule_allowlist"
         if (self._global_allow is not None and self._global_allow.search(secret)) or any(
             w in low for w in self._global_stop
         ):
-            self.stats.reject("allowlist")
-            return None
-        if self.inline_allow and INLINE_ALLOW in _line_at(data, m.start(), m.end()):
-            self.stats.reject("inline_allow")
-            return None
-        return Match(rule_id=rule.id, start=s, end=e, secret=secret, entropy=round(ent, 3))
+            return "allowlist"
+        return None
 
 
 def _line_at(data: bytes, start: int, end: int) -> bytes:

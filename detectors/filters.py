@@ -58,6 +58,8 @@ _FILLERS = (
     b"aaaaaaaa",
 )
 _FILLER_MAX_LEN = 100
+_PLACEHOLDER_RE = re.compile(b"|".join(re.escape(w) for w in _PLACEHOLDER_WORDS))
+_FILLER_RE = re.compile(b"|".join(re.escape(w) for w in _FILLERS))
 _TEMPLATE_RE = re.compile(
     rb"""\$\{[^}]*\}|\{\{[^}]*\}\}|\$\([^)]*\)|%\([^)]*\)[sd]|^\$[A-Za-z_][A-Za-z0-9_]*$|"""
     rb"""^%[A-Za-z_]+%$|^<[^<>]+>$|^\[[A-Za-z _-]+\]$|%s|\{\d*\}|#\{[^}]*\}|@@[A-Za-z_]+@@"""
@@ -88,10 +90,10 @@ def _words() -> frozenset[bytes]:
 def is_placeholder(value: bytes) -> bool:
     """Documentation and template stand-ins: ``EXAMPLE`` keys, ``xxxx``, ``changeme``, ``your_key``."""
     low = value.lower()
-    if any(w in low for w in _PLACEHOLDER_WORDS):
+    if _PLACEHOLDER_RE.search(low) is not None:
         return True
     if len(value) <= _FILLER_MAX_LEN:
-        return any(w in low for w in _FILLERS)
+        return _FILLER_RE.search(low) is not None
     # in a long value only a long run of filler is telling (never seen in random text)
     return any(w * 2 in low for w in (b"xxxx", b"****", b"....", b"0000"))
 
