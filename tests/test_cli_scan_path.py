@@ -143,7 +143,9 @@ def test_same_findings_when_hyperscan_cannot_load(project: Path, tmp_path: Path)
     """A machine without Hyperscan (no wheel, old CPU) falls back to the regex path."""
     shadow = tmp_path / "shadow"
     shadow.mkdir()
-    (shadow / "hyperscan.py").write_text("raise ModuleNotFoundError('hyperscan is not available here')\n")
+    (shadow / "hyperscan.py").write_text(
+        "raise ModuleNotFoundError('hyperscan is not available here')\n"
+    )
     fast = json.loads(run_cli("scan", "path", str(project), "-f", "json").stdout)
     slow = json.loads(
         run_cli("scan", "path", str(project), "-f", "json", env={"PYTHONPATH": str(shadow)}).stdout

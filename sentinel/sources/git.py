@@ -15,8 +15,8 @@
 from __future__ import annotations
 
 import mmap
-import re
 import os
+import re
 import subprocess
 import tempfile
 from collections import Counter
