@@ -299,21 +299,22 @@ class Engine:
             if s < 0 or s == e:
                 continue
             secret = chunk[s:e]
-            why = self._reject(c, m, secret)
+            ent = shannon(secret)
+            why = self._reject(c, m, secret, ent)
             if why is not None:
                 self.stats.reject(why)
                 continue
-            verdicts.append((s, e, m.start(), m.end(), secret, round(shannon(secret), 3)))
+            verdicts.append((s, e, m.start(), m.end(), secret, round(ent, 3)))
         return verdicts
 
-    def _reject(self, c: _Compiled, m: regex.Match[bytes], secret: bytes) -> str | None:
+    def _reject(self, c: _Compiled, m: regex.Match[bytes], secret: bytes, ent: float) -> str | None:
         """Why this match is not a secret, or None."""
         rule = c.rule
         if c.keywords:
             whole = m.group(0).lower()
             if not any(k in whole for k in c.keywords):
                 return "keyword"
-        if rule.entropy is not None and shannon(secret) < rule.entropy:
+        if rule.entropy is not None and ent < rule.entropy:
             return "entropy"
         if c.validator is not None and not c.validator(secret):
             return "checksum"

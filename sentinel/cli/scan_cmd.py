@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -84,6 +85,16 @@ def _options(
     )
 
 
+@contextlib.contextmanager
+def _closing_progress(opts):  # type: ignore[no-untyped-def]
+    """The progress bar is torn down whether the scan ends or fails."""
+    try:
+        yield
+    finally:
+        if opts.progress is not None:
+            opts.progress.close()
+
+
 def emit(result, fmt: Format | None, output: Path | None, show_secrets: bool) -> None:  # type: ignore[no-untyped-def]
     from sentinel.errors import ConfigError
     from sentinel.report import render
@@ -132,7 +143,7 @@ def scan_git(
     from sentinel import scanner
 
     opts = _options(repo, config, baseline, rules, jobs, max_file_size, progress, "history")
-    try:
+    with _closing_progress(opts):
         if no_history:
             from sentinel.sources.git import open_repo
 
@@ -144,9 +155,6 @@ def scan_git(
             result = scanner.scan_paths([work], opts)
         else:
             result = scanner.scan_git(str(repo), opts, branch=branch, since=since)
-    finally:
-        if opts.progress is not None:
-            opts.progress.close()
     emit(result, fmt, output, show_secrets)
 
 
@@ -171,9 +179,6 @@ def scan_path(
     from sentinel import scanner
 
     opts = _options(paths[0], config, baseline, rules, jobs, max_file_size, progress, "files")
-    try:
+    with _closing_progress(opts):
         result = scanner.scan_paths([str(p) for p in paths], opts, use_ignore=not no_ignore)
-    finally:
-        if opts.progress is not None:
-            opts.progress.close()
     emit(result, fmt, output, show_secrets)
