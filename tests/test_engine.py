@@ -105,6 +105,21 @@ def test_double_base64_is_decoded_within_the_depth_bound(hs: Engine) -> None:
     assert not [m for m in shallow.scan(b"v=" + thrice) if m.rule_id == "github.pat-classic"]
 
 
+@pytest.mark.parametrize(
+    "shape",
+    ['export BLOB={enc}\n', 'blob: "{enc}"\n', "blob = '{enc}'\r\n", "BLOB={enc}"],
+    ids=["end-of-line", "double-quoted", "single-quoted-crlf", "end-of-file"],
+)
+def test_padded_base64_value_is_decoded_wherever_the_value_ends(hs: Engine, shape: str) -> None:
+    tok = token("ghp", 11)
+    # no secret-word prefix to trigger on: only the padding marks it as base64
+    plain = f"settings: {tok}".encode()
+    assert len(plain) % 3, "the encoding must end in padding"
+    enc = base64.b64encode(plain).decode()
+    found = [m for m in hs.scan(shape.format(enc=enc).encode()) if m.decoded == "base64"]
+    assert [m.secret for m in found] == [tok.encode()]
+
+
 def test_percent_encoded_secret_in_a_url_is_decoded(hs: Engine) -> None:
     pw = "Tq7/Lm2+Xz9=Kp4!Wr8"
     url = f"https://app.example.net/login?user=ops&password={quote(pw, safe='')}&next=%2Fhome"
