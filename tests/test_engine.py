@@ -107,7 +107,7 @@ def test_double_base64_is_decoded_within_the_depth_bound(hs: Engine) -> None:
 
 @pytest.mark.parametrize(
     "shape",
-    ['export BLOB={enc}\n', 'blob: "{enc}"\n', "blob = '{enc}'\r\n", "BLOB={enc}"],
+    ["export BLOB={enc}\n", 'blob: "{enc}"\n', "blob = '{enc}'\r\n", "BLOB={enc}"],
     ids=["end-of-line", "double-quoted", "single-quoted-crlf", "end-of-file"],
 )
 def test_padded_base64_value_is_decoded_wherever_the_value_ends(hs: Engine, shape: str) -> None:

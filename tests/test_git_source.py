@@ -484,16 +484,32 @@ def test_plaintext_only_with_show_secrets(leaky: tuple[GitRepo, str, str]) -> No
         assert secret not in res.stderr
 
 
-def test_attribution_of_many_hit_blobs_in_one_pass(repo: GitRepo) -> None:
-    """Past a handful of hit blobs the walk is parsed once instead of searched per blob;
-    every blob must still go to the commit that added it."""
+@pytest.mark.parametrize("search", ["hyperscan", "split"])
+def test_attribution_of_many_hit_blobs_in_one_pass(
+    repo: GitRepo, search: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a handful of hit blobs the walk is searched once (with Hyperscan, or by
+    splitting it where Hyperscan cannot load) instead of once per blob; every blob must
+    still go to the commit that first added it, whatever its path looks like."""
+    from detectors.hsdb import HyperscanUnavailable
+    from sentinel.sources import git as git_source
+
+    if search == "split":
+
+        def unavailable(*_: object) -> dict[str, int]:
+            raise HyperscanUnavailable("hidden by the test")
+
+        monkeypatch.setattr(git_source.Attribution, "_literal_ends", unavailable)
     expected = {}
     for i in range(24):
         secret = token("ghp", 500 + i)
-        sha = repo.commit(f"add {i}", {f"svc{i}/app.env": f"T={secret}\n"})
-        expected[secret] = (sha, f"svc{i}/app.env")
-    repo.commit("drop half", remove=tuple(f"svc{i}/app.env" for i in range(0, 24, 2)))
+        path = f"svc {i}/a:b {i}.env" if i % 3 == 0 else f"svc{i}/app.env"
+        sha = repo.commit(f"add {i}", {path: f"T={secret}\n"})
+        expected[secret] = (sha, path)
+    repo.commit("drop half", remove=tuple(p for _, p in list(expected.values())[::2]))
+    # the same contents added again later, at new paths: the first commit still wins
+    repo.commit("copy", {f"copy/{i}.env": f"T={token('ghp', 500 + i)}\n" for i in range(0, 24, 4)})
     doc = history(repo.path)
     for secret, (sha, path) in expected.items():
-        [f] = find(doc, secret)
-        assert (f["commit"], f["path"]) == (sha, path)
+        found = find(doc, secret)
+        assert (found[0]["commit"], found[0]["path"]) == (sha, path)
