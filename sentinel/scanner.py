@@ -104,10 +104,12 @@ class Collector:
         if not self.dedupe_history:
             self._all.append(occ)
             return
-        # In history, one secret in one file is one occurrence: the oldest commit wins.
+        # In history, one secret in one file is one occurrence: the oldest commit wins,
+        # and of two with the same author date (a cherry-pick) the same one every run,
+        # whatever order the workers finished in.
         key = (occ.rule_id, occ.fingerprint, origin.path)
         prev = self._best.get(key)
-        if prev is None or _instant(origin.date) < _instant(prev.origin.date):
+        if prev is None or _age(occ) < _age(prev):
             if prev is not None:
                 self.suppressed["repeat_in_history"] += 1
             self._best[key] = occ
@@ -118,6 +120,11 @@ class Collector:
         occs = list(self._best.values()) if self.dedupe_history else self._all
         occs.sort(key=lambda o: (o.origin.path, o.line, o.column, o.rule_id, o.origin.date or ""))
         return occs
+
+
+def _age(occ: Occurrence) -> tuple[float, str, int, int]:
+    o = occ.origin
+    return (_instant(o.date), o.commit or "", occ.line, occ.column)
 
 
 def _instant(date: str | None) -> float:

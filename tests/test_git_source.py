@@ -149,6 +149,61 @@ def test_oldest_commit_wins_across_time_zones(repo: GitRepo) -> None:
     assert f["commit"] == first
 
 
+def test_same_author_date_on_two_branches_picks_the_same_commit_every_run(
+    repo: GitRepo,
+) -> None:
+    """A cherry-pick keeps the author date: two commits tie for "oldest". Whichever
+    worker finishes first, the report must name the same one (the smaller id)."""
+    secret = token("ghp", 4)
+    repo.commit("base", {"README.md": "base\n"})
+    repo.git("checkout", "-q", "-b", "release")
+    when = "2022-08-02T09:33:51-04:00"
+    on_release = repo.commit("docs", {"docs.rst": f"url: {secret}\nrelease\n"}, date=when)
+    repo.git("checkout", "-q", "main")
+    on_main = repo.commit("docs", {"docs.rst": f"url: {secret}\nmain\n"}, date=when)
+    assert on_main != on_release
+    expected = min(on_main, on_release)
+    for jobs in ("1", "2"):
+        [f] = find(scan(repo.path, "--show-secrets", "--jobs", jobs), secret)
+        assert f["commit"] == expected
+
+
+def test_deep_delta_chains_are_read_whole_in_any_order(repo: GitRepo) -> None:
+    """A repacked history stores most versions as deltas of others: every version must
+    come back whole, the secret in an old version found, whatever the delta layout."""
+    from sentinel.sources import git as git_source
+
+    secret = token("ghp", 5)
+    lines = [f"setting_{i} = {i * 7919}\n" for i in range(400)]
+    first = ""
+    for v in range(60):
+        lines[(v * 37) % len(lines)] = f"setting_{v} = changed in version {v}\n"
+        body = "".join(lines) + (f"TOKEN = '{secret}'\n" if v == 20 else "")
+        sha = repo.commit(f"v{v}", {"big/settings.py": body}, date=f"2020-01-01T00:{v:02d}:00Z")
+        if v == 20:
+            first = sha
+    repo.git("repack", "-a", "-d", "-f", "--depth=50", "--window=250", "-q")
+    listed = git_source.list_objects(str(repo.path / ".git"), None)
+    bases = {ln.split(b" ")[3] for ln in listed}
+    assert len(bases - {b"0" * 40}) > 20, "the repack made no delta chains to test"
+    ordered, sizes, too_large = git_source.delta_order(listed, 10 << 20)
+    assert too_large == 0
+    assert sorted(ordered) == sorted(listed)
+    assert sizes == [int(ln.split(b" ")[2]) for ln in ordered]
+    seen: set[bytes] = set()
+    shas = {ln.split(b" ")[1] for ln in listed}
+    for ln in ordered:  # every object comes after the base it is stored against
+        _, sha, _, base = ln.split(b" ")
+        assert base not in shas or base in seen
+        seen.add(sha)
+    for jobs in ("1", "2"):
+        doc = scan(repo.path, "--show-secrets", "--jobs", jobs)
+        [f] = find(doc, secret)
+        assert f["commit"] == first
+        assert f["line"] == 401
+        assert doc["stats"]["blobs_scanned"] == unique_blobs(repo.path)
+
+
 # -- every ref, not only HEAD ---------------------------------------------------------------
 
 
