@@ -332,15 +332,75 @@ class Run:
     user_s: float
     sys_s: float
     maxrss_mib: float
+    tree_pss_mib: float
     rc: int
     load1_before: float
     findings: int | None
+    other_cpu_s: float | None = None  # CPU the rest of the machine used during the run
     error: str | None = None
     project_rev: str | None = None  # Sentinel only: the commit of this checkout
 
     @property
     def cpu_s(self) -> float:
         return self.user_s + self.sys_s
+
+
+def _session_pss_kib(sid: int) -> int:
+    """Sum of Pss over every live process in session ``sid`` (the tool and whatever it
+    started): shared pages are split between the processes that map them, so the sum
+    is the memory the whole tree really holds."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            if int(stat[stat.rindex(b")") + 2 :].split()[3]) != sid:
+                continue
+            with open(f"/proc/{entry}/smaps_rollup", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except (OSError, ValueError, IndexError):
+            continue  # gone between listing and reading
+    return total
+
+
+class TreeMemory:
+    """Peak of the summed Pss of a process tree, sampled every 50 ms by a thread (a peak
+    shorter than that can be missed; a tool's steady working set cannot)."""
+
+    def __init__(self, sid: int) -> None:
+        self.sid = sid
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kib = max(self.peak_kib, _session_pss_kib(self.sid))
+            self._stop.wait(0.05)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kib / 1024
+
+
+def _machine_busy_s() -> float | None:
+    """CPU seconds every core has spent busy since boot (/proc/stat, all but idle and
+    iowait)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    ticks = [int(x) for x in fields[1:]]
+    busy = sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def run_once(job: Job, timeout: float, log_path: Path, env: dict[str, str]) -> Run:
@@ -352,6 +412,7 @@ def run_once(job: Job, timeout: float, log_path: Path, env: dict[str, str]) -> R
     with contextlib.ExitStack() as stack:
         logf = stack.enter_context(open(log_path, "wb"))
         out = stack.enter_context(open(job.report, "wb")) if job.stdout_is_report else logf
+        busy0 = _machine_busy_s()
         t0 = time.perf_counter()
         try:
             proc = subprocess.Popen(
@@ -364,7 +425,8 @@ def run_once(job: Job, timeout: float, log_path: Path, env: dict[str, str]) -> R
                 start_new_session=True,
             )
         except OSError as exc:
-            return Run(0.0, 0.0, 0.0, 0.0, -1, load1, None, error=f"cannot start: {exc}")
+            return Run(0.0, 0.0, 0.0, 0.0, 0.0, -1, load1, None, error=f"cannot start: {exc}")
+        tree_memory = TreeMemory(proc.pid)  # start_new_session: its pid is the session id
 
         def kill() -> None:
             timed_out.set()
@@ -373,8 +435,12 @@ def run_once(job: Job, timeout: float, log_path: Path, env: dict[str, str]) -> R
 
         timer = threading.Timer(timeout, kill)
         timer.start()
-        _, status, ru = os.wait4(proc.pid, 0)
+        # Wait without reaping, so that the tree's memory can be sampled to the very end.
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
         wall = time.perf_counter() - t0
+        tree_pss = tree_memory.stop()
+        busy1 = _machine_busy_s()
+        _, status, ru = os.wait4(proc.pid, 0)
         timer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
         # Anything the tool left running in its own session (none expected) goes too.
@@ -399,10 +465,17 @@ def run_once(job: Job, timeout: float, log_path: Path, env: dict[str, str]) -> R
         user_s=ru.ru_utime,
         sys_s=ru.ru_stime,
         maxrss_mib=ru.ru_maxrss / 1024,  # Linux: KiB
+        tree_pss_mib=tree_pss,
         rc=rc,
         load1_before=load1,
         findings=findings,
         error=error,
+        # the machine's busy CPU minus the tool's own (and the sampler's, a few ms)
+        other_cpu_s=(
+            max(0.0, busy1 - busy0 - ru.ru_utime - ru.ru_stime)
+            if busy0 is not None and busy1 is not None
+            else None
+        ),
     )
 
 
@@ -480,6 +553,10 @@ def fmt_findings(t: dict[str, Any]) -> str:
     return f"{t['findings']:,}"
 
 
+def fmt_mib(x: float | None) -> str:
+    return "" if x is None else f"{x:,.0f}"
+
+
 def fmt_ratio(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}×"
 
@@ -504,47 +581,39 @@ def markdown(wl: str, result: dict[str, Any]) -> str:
         f"{m['cores']} cores, "
         f"{m['mem_gib']:.0f} GiB; {result['date']}. Validation/network off everywhere.",
         "",
-        "| Tool | Version | Wall s | CPU s (user+sys) | Peak RSS MiB | Findings | Sentinel ÷ tool (wall) | Sentinel ÷ tool (CPU) |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        "| Tool | Version | Wall s | CPU s (user+sys) | Peak memory, whole tree MiB | Peak RSS, largest process MiB | Findings | Sentinel ÷ tool (wall) | Sentinel ÷ tool (CPU) |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for t in result["tools"]:
         name = DISPLAY[t["tool"]]
         if t["status"] != "ok":
-            lines.append(f"| {name} | {t.get('version') or ''} | {t['status']} | | | | | |")
+            lines.append(f"| {name} | {t.get('version') or ''} | {t['status']} | | | | | | |")
             continue
         md = t["median"]
         lines.append(
             f"| {name} | {t['version']} | {fmt_num(md['wall_s'])} | {fmt_num(md['cpu_s'])} | "
-            f"{md['maxrss_mib']:,.0f} | {fmt_findings(t)} | "
+            f"{fmt_mib(md.get('tree_pss_mib'))} | {md['maxrss_mib']:,.0f} | {fmt_findings(t)} | "
             f"{fmt_ratio(t['ratio_wall'])} | {fmt_ratio(t['ratio_cpu'])} |"
         )
-    loads = [r["load1_before"] for t in result["tools"] for r in t.get("runs", [])]
-    for t in result["tools"]:
-        revs = sorted({r["project_rev"] for r in t.get("runs", []) if r.get("project_rev")})
-        if len(revs) > 1:
-            lines += ["", f"Sentinel's checkout moved during the runs: {', '.join(revs)}."]
-    lines += [
-        "",
-        "Commands (`bench/work/` holds the clones; every report goes to a file):",
-        "",
+    # How much of the machine other work took while each tool ran: busy CPU seconds of
+    # the whole machine minus the tool's own, as a share of the cores' time.
+    shares = [
+        r["other_cpu_s"] / (r["wall_s"] * m["cores"])
+        for t in result["tools"]
+        for r in t.get("runs", [])
+        if r.get("other_cpu_s") is not None and r["wall_s"] > 0
     ]
-    for t in result["tools"]:
-        if t.get("command"):
-            lines.append(f"- {DISPLAY[t['tool']]}: `{t['command']}`")
-    lines += [
-        "",
-        "Peak RSS is `ru_maxrss` from `wait4`: the largest single process of the tool's "
-        "process tree, not their sum. CPU is user+sys of the whole tree. Findings are the "
-        "entries of each tool's report at its own defaults (Kingfisher de-duplicates and "
-        "keeps confidence ≥ medium; Betterleaks lists every occurrence at any confidence; "
-        "Sentinel lists occurrences): they count output, not recall. Ratios above 1× mean "
-        "Sentinel took longer.",
-    ]
-    if loads:
-        lo, hi = min(loads), max(loads)
-        note = f"1-minute load average at the start of the timed runs: {lo:.1f}–{hi:.1f}"
-        if hi > m["cores"] * 0.5:
-            note += " (**other work was running on the machine: wall times are inflated; CPU seconds are steadier**)"
+    if shares:
+        hi = max(shares)
+        note = (
+            f"Other work on the machine during the timed runs (its CPU time minus the tool's, "
+            f"as a share of {m['cores']} cores): median {statistics.median(shares):.0%}, "
+            f"at most {hi:.0%}"
+        )
+        if hi > 0.1:
+            note += (
+                " (**the machine was shared: wall times are inflated; CPU seconds are steadier**)"
+            )
         lines += ["", note + "."]
     return "\n".join(lines)
 
@@ -615,7 +684,8 @@ def bench_workload(
             return None
         log(
             f"{wl}: {j.tool} {label}: {r.wall_s:.2f} s wall, {r.cpu_s:.2f} s cpu, "
-            f"{r.maxrss_mib:.0f} MiB, {r.findings} findings (load {r.load1_before:.1f})"
+            f"{r.maxrss_mib:.0f} MiB largest process, {r.tree_pss_mib:.0f} MiB tree, "
+            f"{r.findings} findings (other work {r.other_cpu_s or 0:.2f} s cpu)"
         )
         return r
 
@@ -663,6 +733,7 @@ def bench_workload(
                 "user_s": round(med(runs, "user_s"), 3),
                 "sys_s": round(med(runs, "sys_s"), 3),
                 "maxrss_mib": round(med(runs, "maxrss_mib"), 1),
+                "tree_pss_mib": round(med(runs, "tree_pss_mib"), 1),
             },
             findings=runs[-1].findings,
             findings_varied=counts if len(counts) > 1 else None,
@@ -693,7 +764,9 @@ def bench_workload(
         "machine": machine_info(),
         "measurement": (
             "wall: perf_counter around fork..wait4; cpu: ru_utime+ru_stime of the child and "
-            "its reaped descendants; maxrss: ru_maxrss, largest single process of the tree"
+            "its reaped descendants; maxrss: ru_maxrss, largest single process of the tree; "
+            "tree_pss: peak of the summed Pss of every process in the tool's session, "
+            "sampled every 50 ms"
         ),
         "tools": tools_out,
         "elapsed_s": round(time.monotonic() - started, 1),
