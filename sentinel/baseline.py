@@ -9,8 +9,10 @@ silently ignored.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,3 +86,47 @@ def load(path: Path, key: bytes) -> Baseline:
             "set SENTINEL_FINGERPRINT_KEY to the key it was made with, or recreate it",
         )
     return Baseline(doc["key_id"], frozenset(doc["secrets"]))
+
+
+_FP = re.compile(r"^[0-9a-f]{64}$")
+
+
+def add(path: Path, fingerprints: list[str], key: bytes, rule_id: str = "") -> int:
+    """Add fingerprints to the baseline at ``path`` (a new one if it does not exist);
+    how many were new. The file is replaced whole, never left half-written."""
+    import os
+    import tempfile
+
+    bad = [f for f in fingerprints if not _FP.match(f.strip().lower())]
+    if bad:
+        raise ConfigError(
+            f"{bad[0]!r} is not a fingerprint (64 hex digits, as 'sentinel hook' and "
+            "'scan --format json' print them)"
+        )
+    if path.exists():
+        load(path, key)  # refuses a foreign file or another key before anything changes
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        doc = _document([], key)
+    added = 0
+    for fp in fingerprints:
+        fp = fp.strip().lower()
+        if fp not in doc["secrets"]:
+            doc["secrets"][fp] = {
+                "rule_id": rule_id,
+                "redacted": "",
+                "first_seen": "added with 'sentinel baseline add'",
+                "count": 0,
+            }
+            added += 1
+    doc["secrets"] = dict(sorted(doc["secrets"].items()))
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=".baseline-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(doc, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return added

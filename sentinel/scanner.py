@@ -82,28 +82,30 @@ class Collector:
         self._best: dict[tuple[str, str, str], Occurrence] = {}
         self._all: list[Occurrence] = []
 
-    def add(self, origin: Origin, hit: Any, rel_path: str | None = None) -> None:
+    def add(self, origin: Origin, hit: Any, rel_path: str | None = None) -> Occurrence | None:
+        """Keep ``hit`` unless an allowlist, the baseline or an older repeat suppresses
+        it; the occurrence kept (None when suppressed)."""
         rel = rel_path if rel_path is not None else origin.path
         if rel.rsplit("/", 1)[-1] in OWN_FILES:
             # rule examples and baselines are meant to hold secret-shaped strings
             self.suppressed["sentinel_config"] += 1
-            return
+            return None
         if self.allow_paths is not None and self.allow_paths.match_file(rel):
             self.suppressed["allowlist_path"] += 1
-            return
+            return None
         if not self.factory.path_allowed(hit.rule_id, origin.path):
             self.suppressed["rule_allowlist_path"] += 1
-            return
+            return None
         if origin.commit and origin.commit.lower() in self.allow_commits:
             self.suppressed["allowlist_commit"] += 1
-            return
+            return None
         occ = self.factory.make(hit, origin)
         if self.baseline is not None and occ.fingerprint in self.baseline.fingerprints:
             self.suppressed["baseline"] += 1
-            return
+            return None
         if not self.dedupe_history:
             self._all.append(occ)
-            return
+            return occ
         # In history, one secret in one file is one occurrence: the oldest commit wins,
         # and of two with the same author date (a cherry-pick) the same one every run,
         # whatever order the workers finished in.
@@ -113,8 +115,9 @@ class Collector:
             if prev is not None:
                 self.suppressed["repeat_in_history"] += 1
             self._best[key] = occ
-        else:
-            self.suppressed["repeat_in_history"] += 1
+            return occ
+        self.suppressed["repeat_in_history"] += 1
+        return None
 
     def occurrences(self) -> list[Occurrence]:
         occs = list(self._best.values()) if self.dedupe_history else self._all

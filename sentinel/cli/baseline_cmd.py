@@ -61,3 +61,27 @@ def create(
     except OSError as exc:
         raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
     typer.echo(f"wrote {output}: {len(doc['secrets'])} known secret(s)", err=True)
+
+
+@app.command("add")
+def add(
+    fingerprints: Annotated[
+        list[str],
+        typer.Argument(help="Fingerprints to add, as a hook or a JSON report prints them."),
+    ],
+    file: Annotated[Path, typer.Option("--file", "-o", help="Baseline file to update.")] = Path(
+        ".sentinel-baseline.json"
+    ),
+    rule: Annotated[
+        str, typer.Option("--rule", help="Rule id to note next to them (informational).")
+    ] = "",
+) -> None:
+    """Accept known secrets: add their fingerprints to the baseline (created if missing)."""
+    from sentinel import baseline
+    from sentinel.fingerprint import fingerprint_key
+
+    changed = baseline.add(file, fingerprints, fingerprint_key(), rule_id=rule)
+    typer.echo(
+        f"{file}: {changed} fingerprint(s) added, {len(fingerprints) - changed} already there",
+        err=True,
+    )

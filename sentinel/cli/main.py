@@ -11,20 +11,25 @@ import sys
 import tempfile
 import traceback
 
-import typer
 
-from sentinel.cli import baseline_cmd, rules_cmd, scan_cmd
+def _app():  # type: ignore[no-untyped-def]
+    import typer
 
-app = typer.Typer(
-    name="sentinel",
-    help="Find leaked credentials in git history and files.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(scan_cmd.app, name="scan")
-app.add_typer(rules_cmd.app, name="rules")
-app.add_typer(baseline_cmd.app, name="baseline")
+    from sentinel.cli import baseline_cmd, hooks_cmd, rules_cmd, scan_cmd
+
+    app = typer.Typer(
+        name="sentinel",
+        help="Find leaked credentials in git history and files.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.add_typer(scan_cmd.app, name="scan")
+    app.add_typer(rules_cmd.app, name="rules")
+    app.add_typer(baseline_cmd.app, name="baseline")
+    app.add_typer(hooks_cmd.app, name="hooks")
+    app.add_typer(hooks_cmd.hook_app, name="hook")
+    return app
 
 
 def _crash_log() -> str:
@@ -35,10 +40,27 @@ def _crash_log() -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["hook"] and sys.argv[2:3] != ["--help"]:
+        # what git runs on every commit or push: straight to the hook, no CLI framework
+        from sentinel.hooks.cli import main as hook_main
+
+        try:
+            sys.exit(hook_main(sys.argv[2:]))
+        except KeyboardInterrupt:
+            print("sentinel: interrupted", file=sys.stderr)
+            sys.exit(130)
+        except Exception as exc:
+            path = _crash_log()
+            print(
+                f"sentinel: internal error: {type(exc).__name__}: {exc} (details in {path}; please report it)",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+
     from sentinel.errors import SentinelError
 
     try:
-        rc = app(standalone_mode=False)
+        rc = _app()(standalone_mode=False)
     except SentinelError as exc:
         print(f"sentinel: error: {exc}", file=sys.stderr)
         sys.exit(2)

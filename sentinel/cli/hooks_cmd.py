@@ -1,0 +1,100 @@
+"""``sentinel hooks install|uninstall`` and the help text of ``sentinel hook ...``
+(running a hook never comes through here: ``sentinel.cli.main`` hands it straight to
+``sentinel.hooks.cli``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help="Install or remove Sentinel's git hooks.", no_args_is_help=True)
+hook_app = typer.Typer(
+    help="Run a git hook (git does this; install them with 'sentinel hooks install').",
+    no_args_is_help=True,
+)
+
+RepoOpt = Annotated[
+    Optional[Path],  # noqa: UP045 (typer reads the annotation at runtime)
+    typer.Option("--repo", help="The repository (default: the one around the current directory)."),
+]
+HookOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--hook",
+        help="pre-commit, commit-msg or pre-receive (repeatable). Default: pre-commit and "
+        "commit-msg in a work tree, pre-receive in a bare repository.",
+    ),
+]
+
+
+def _hooks(repo, hook: list[str] | None) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+    from sentinel.errors import ConfigError
+    from sentinel.hooks import install
+
+    if not hook:
+        return install.default_hooks(repo)
+    bad = [h for h in hook if h not in install.ALL_HOOKS]
+    if bad:
+        raise ConfigError(f"unknown hook {bad[0]!r}: choose from {', '.join(install.ALL_HOOKS)}")
+    return tuple(dict.fromkeys(hook))
+
+
+@app.command("install")
+def install_cmd(repo: RepoOpt = None, hook: HookOpt = None) -> None:
+    """Install the hooks (honours core.hooksPath; an existing hook is kept and chained)."""
+    from sentinel.hooks import gitio, install
+
+    r = gitio.locate(str(repo) if repo else None)
+    for c in install.install(r, _hooks(r, hook)):
+        note = {
+            "installed": "installed",
+            "updated": "updated",
+            "unchanged": "already installed",
+            "chained": f"installed; the existing hook now runs first as {c.path.name}{install.CHAINED_SUFFIX}",
+        }[c.action]
+        typer.echo(f"{c.hook}: {note} ({c.path})", err=True)
+
+
+@app.command("uninstall")
+def uninstall_cmd(repo: RepoOpt = None, hook: HookOpt = None) -> None:
+    """Remove Sentinel's hooks and put back any hook they had chained."""
+    from sentinel.hooks import gitio, install
+
+    r = gitio.locate(str(repo) if repo else None)
+    hooks = tuple(hook) if hook else install.ALL_HOOKS
+    for c in install.uninstall(r, _hooks(r, list(hooks))):
+        if c.action == "absent" and not hook:
+            continue
+        note = {
+            "removed": "removed",
+            "restored": "removed; the earlier hook is back",
+            "absent": "not installed",
+            "foreign": "not Sentinel's hook, left alone",
+        }[c.action]
+        typer.echo(f"{c.hook}: {note} ({c.path})", err=True)
+
+
+def _run(argv: list[str]) -> None:
+    from sentinel.hooks.cli import main
+
+    raise typer.Exit(main(argv))
+
+
+@hook_app.command("pre-commit")
+def pre_commit() -> None:
+    """Scan what is staged; exit 1 when a line the commit adds holds a secret."""
+    _run(["pre-commit"])
+
+
+@hook_app.command("commit-msg")
+def commit_msg(file: Annotated[Path, typer.Argument(help="The commit message file.")]) -> None:
+    """Scan a commit message; exit 1 when it holds a secret."""
+    _run(["commit-msg", str(file)])
+
+
+@hook_app.command("pre-receive")
+def pre_receive() -> None:
+    """Scan what a push introduces (ref updates on stdin); exit 1 rejects the push."""
+    _run(["pre-receive"])

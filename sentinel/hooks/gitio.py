@@ -1,0 +1,180 @@
+"""The git plumbing the hooks share: where a repository is, which lines a change adds,
+and reading a handful of blobs in one ``git cat-file`` call.
+
+Only the ``git`` binary is used (no GitPython): a hook pays for every import.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sentinel.errors import CorruptRepository, NotARepository
+
+ZERO_OIDS = (b"0" * 40, b"0" * 64)
+_HUNK = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+
+
+def git(git_dir: str | None, *args: str, input: bytes | None = None, timeout: float | None = None):  # type: ignore[no-untyped-def]
+    """``git [--git-dir=DIR] ARGS``; the environment is inherited on purpose: in a
+    pre-receive hook it carries the quarantine directory of the objects being pushed."""
+    argv = ["git", *([f"--git-dir={git_dir}"] if git_dir else []), *args]
+    try:
+        return subprocess.run(argv, input=input, capture_output=True, check=False, timeout=timeout)
+    except FileNotFoundError:
+        raise NotARepository("git is not installed or not on PATH") from None
+
+
+def first_line(stderr: bytes) -> str:
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        if line.strip():
+            return line.strip()
+    return "git failed"
+
+
+@dataclass(frozen=True)
+class Repo:
+    git_dir: str  # absolute
+    top: str | None  # the work tree, None when bare
+
+
+def locate(path: str | None = None) -> Repo:
+    """The repository at ``path`` (default: the current directory, as git finds it)."""
+    cwd = path or "."
+    if path is not None and not os.path.isdir(path):
+        raise NotARepository(f"{path}: no such directory")
+    try:
+        res = subprocess.run(
+            ["git", "rev-parse", "--absolute-git-dir", "--is-bare-repository", "--show-toplevel"],
+            cwd=cwd,
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise NotARepository("git is not installed or not on PATH") from None
+    out = res.stdout.decode("utf-8", "surrogateescape").splitlines()
+    if res.returncode != 0 or len(out) < 2:
+        # a bare repository has no top level: rev-parse prints the first two and fails
+        if len(out) >= 2 and out[1] == "true":
+            return Repo(out[0], None)
+        raise NotARepository(f"{os.path.abspath(cwd)} is not a git repository")
+    if out[1] == "true":
+        return Repo(out[0], None)
+    return Repo(out[0], out[2] if len(out) > 2 else None)
+
+
+def unquote_path(raw: bytes) -> bytes:
+    """A path as git prints it in a patch header: C-quoted when it holds special bytes."""
+    if raw.startswith(b'"') and raw.endswith(b'"'):
+        return codecs.escape_decode(raw[1:-1])[0]
+    return raw
+
+
+class Added:
+    """The line numbers (1-based, in the new version) a change adds to one file."""
+
+    __slots__ = ("lines",)
+
+    def __init__(self) -> None:
+        self.lines: set[int] = set()
+
+    def touches(self, first: int, last: int) -> bool:
+        return any(n in self.lines for n in range(first, last + 1))
+
+
+def added_lines(patch: bytes) -> dict[bytes, Added]:
+    """``{new path: Added}`` from a unified diff made with ``-U0``. A file that is only
+    renamed, or binary, has no hunks and so adds no lines."""
+    out: dict[bytes, Added] = {}
+    current: Added | None = None
+    for line in patch.split(b"\n"):
+        if line.startswith(b"@@"):
+            m = _HUNK.match(line)
+            if m is not None and current is not None:
+                start = int(m.group(1))
+                count = int(m.group(2)) if m.group(2) is not None else 1
+                current.lines.update(range(start, start + count))
+        elif line.startswith(b"+++ "):
+            target = line[4:].rstrip(b"\r")
+            if target == b"/dev/null":
+                current = None
+                continue
+            target = unquote_path(target)
+            current = out.setdefault(target[2:] if target.startswith(b"b/") else target, Added())
+        elif line.startswith(b"diff --git "):
+            current = None
+    return out
+
+
+@dataclass(frozen=True)
+class Blob:
+    sha: bytes
+    data: bytes | None  # None: missing (or larger than the cap, see ``skipped``)
+    skipped: str = ""
+
+
+def read_blobs(
+    git_dir: str, shas: Sequence[bytes], max_size: int, timeout: float | None = None
+) -> list[Blob]:
+    """The contents of ``shas`` in order, through one ``git cat-file --batch``. Blobs
+    over ``max_size`` are not read into memory (their size is checked first)."""
+    if not shas:
+        return []
+    checks = git(
+        git_dir,
+        "cat-file",
+        "--batch-check=%(objectname) %(objecttype) %(objectsize)",
+        input=b"".join(s + b"\n" for s in shas),
+        timeout=timeout,
+    )
+    if checks.returncode != 0:
+        raise CorruptRepository(f"git cannot read objects: {first_line(checks.stderr)}")
+    wanted: list[bytes] = []
+    verdict: list[str] = []
+    for sha, line in zip(shas, checks.stdout.split(b"\n"), strict=False):
+        parts = line.split()
+        if len(parts) != 3 or parts[1] != b"blob":
+            verdict.append("missing_object")
+        elif int(parts[2]) > max_size:
+            verdict.append("too_large")
+        else:
+            verdict.append("")
+            wanted.append(sha)
+    contents: list[bytes] = []
+    if wanted:
+        res = git(
+            git_dir,
+            "cat-file",
+            "--batch",
+            input=b"".join(s + b"\n" for s in wanted),
+            timeout=timeout,
+        )
+        if res.returncode != 0:
+            raise CorruptRepository(f"git cannot read objects: {first_line(res.stderr)}")
+        out = res.stdout
+        pos = 0
+        for _ in wanted:
+            nl = out.index(b"\n", pos)
+            size = int(out[pos:nl].rsplit(b" ", 1)[1])
+            contents.append(out[nl + 1 : nl + 1 + size])
+            pos = nl + 1 + size + 1
+    it = iter(contents)
+    return [
+        Blob(sha, None if why else next(it), why) for sha, why in zip(shas, verdict, strict=True)
+    ]
+
+
+def config_values(git_dir: str, names: Iterable[str]) -> dict[str, str]:
+    """``git config --get`` for each of ``names`` (unset ones are left out), in one call."""
+    res = git(git_dir, "config", "-z", "--get-regexp", r"^sentinel\.")
+    found: dict[str, str] = {}
+    for item in res.stdout.split(b"\0"):
+        if not item:
+            continue
+        key, _, value = item.partition(b"\n")
+        found[key.decode("utf-8", "replace").lower()] = value.decode("utf-8", "replace")
+    return {n: found[n.lower()] for n in names if n.lower() in found}

@@ -1,0 +1,197 @@
+"""Client-side hooks: ``pre-commit`` (what is staged) and ``commit-msg`` (the message).
+
+pre-commit scans the index version of every added, copied, modified or renamed file,
+never the working tree: what is staged is what the commit will hold. Only a secret on
+a line the commit adds blocks it; one already in a touched file, outside the changed
+lines, is reported as a warning, so an old leak does not stop every later edit of
+that file (it belongs to the history scan and the baseline).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from sentinel.errors import CorruptRepository, SourceError
+from sentinel.hooks import gitio
+from sentinel.hooks.scan import HookScanner, Verdicts
+from sentinel.models import Occurrence, Origin, display_path
+
+BASELINE_FILE = ".sentinel-baseline.json"
+SKIP_MODES = {b"160000": "submodule", b"120000": "symlink"}
+
+
+def _project(repo: gitio.Repo) -> tuple[HookScanner, Path | None]:
+    from sentinel import config as config_mod
+
+    top = Path(repo.top) if repo.top else None
+    cfg = config_mod.discover(top) if top else config_mod.Config()
+    baseline = top / BASELINE_FILE if top and (top / BASELINE_FILE).is_file() else None
+    return HookScanner(cfg, baseline), baseline
+
+
+def staged(repo: gitio.Repo, scanner: HookScanner) -> Verdicts:
+    """Scan what ``git commit`` would record now."""
+    v = Verdicts()
+    raw = gitio.git(
+        repo.git_dir,
+        "diff",
+        "--cached",
+        "--raw",
+        "-z",
+        "-M",
+        "--no-abbrev",
+        "--diff-filter=ACMRT",
+        "--no-ext-diff",
+    )
+    if raw.returncode != 0:
+        raise CorruptRepository(f"git cannot list staged changes: {gitio.first_line(raw.stderr)}")
+    entries: list[tuple[bytes, bytes]] = []  # (blob sha, path)
+    fields = raw.stdout.split(b"\0")
+    i = 0
+    while i < len(fields) - 1:
+        meta = fields[i]
+        if not meta.startswith(b":"):
+            i += 1
+            continue
+        parts = meta[1:].split(b" ")
+        status = parts[4][:1] if len(parts) > 4 else b"M"
+        # renames and copies name two paths: the source, then the new one
+        path = fields[i + 2] if status in (b"R", b"C") else fields[i + 1]
+        i += 3 if status in (b"R", b"C") else 2
+        if parts[1] in SKIP_MODES:
+            v.skipped[SKIP_MODES[parts[1]]] += 1
+            continue
+        entries.append((parts[3], path))
+    if not entries:
+        return v
+    patch = gitio.git(
+        repo.git_dir,
+        "-c",
+        "core.quotePath=false",
+        "diff",
+        "--cached",
+        "-U0",
+        "-M",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--src-prefix=a/",
+        "--dst-prefix=b/",
+    )
+    added = gitio.added_lines(patch.stdout)
+    blobs = gitio.read_blobs(repo.git_dir, [sha for sha, _ in entries], scanner.max_size)
+    for (_, path), blob in zip(entries, blobs, strict=True):
+        if blob.data is None:
+            v.skipped[blob.skipped] += 1
+            continue
+        v.scanned += 1
+        shown = display_path(path)
+        lines = added.get(path)
+        for occ in scanner.scan(blob.data, Origin(source="git", path=shown, object_type="blob")):
+            if lines is not None and lines.touches(occ.line, occ.end_line):
+                v.blocking.append(occ)
+            else:
+                v.warnings.append(occ)
+    v.skipped.update(scanner.collector.suppressed)
+    return v
+
+
+def message_text(data: bytes, comment_char: bytes) -> bytes:
+    """The part of a commit message file that can be published: everything above the
+    ``git commit -v`` scissors line (below it is the staged diff, the pre-commit hook's
+    business). Comment lines are scanned too: with ``-m`` or ``-F`` git keeps them."""
+    out = []
+    for line in data.split(b"\n"):
+        if line.startswith(comment_char + b" -") and b" >8 " in line:
+            break
+        out.append(line)
+    return b"\n".join(out)
+
+
+def _comment_char(repo: gitio.Repo) -> bytes:
+    res = gitio.git(repo.git_dir, "config", "--get", "core.commentChar")
+    value = res.stdout.strip()
+    return value[:1] if value and value != b"auto" else b"#"
+
+
+# -- reporting ----------------------------------------------------------------------------------
+
+
+def _line(occ: Occurrence, where: str) -> str:
+    return f"  {where}  {occ.rule_id}  {occ.redacted}\n      {occ.description}"
+
+
+def _ways_out(out: TextIO, baseline: Path | None, occs: list[Occurrence], what: str) -> None:
+    seen: dict[str, Occurrence] = {}
+    for o in occs:
+        seen.setdefault(o.fingerprint, o)
+    adds = "".join(
+        f"       sentinel baseline add {fp}  # {o.rule_id} {o.redacted}\n" for fp, o in seen.items()
+    )
+    out.write(
+        "\nThree ways out:\n"
+        f"  1. Remove it from {what},\n"
+        "     and rotate it if it was ever pushed, shared or pasted anywhere.\n"
+        "  2. Not a secret (a test value, a false positive)? Add a 'sentinel:allow'\n"
+        "     comment on that line.\n"
+        "  3. A known secret you accept? Add it to the baseline (the file holds keyed\n"
+        f"     fingerprints, never the value; commit {baseline.name if baseline else BASELINE_FILE} too):\n"
+        + adds
+    )
+
+
+def report_staged(v: Verdicts, out: TextIO, baseline: Path | None) -> None:
+    if v.blocking:
+        n = len(v.blocking)
+        out.write(
+            f"sentinel: commit blocked: {n} secret{'s' if n > 1 else ''} in the lines this commit adds\n\n"
+        )
+        for occ in v.blocking:
+            out.write(_line(occ, f"{occ.origin.path}:{occ.line}") + "\n")
+    if v.warnings:
+        out.write(
+            ("\n" if v.blocking else "")
+            + f"sentinel: warning: {len(v.warnings)} secret(s) already in the staged files, "
+            "outside the lines this commit changes (not blocking; rotate them and clean the history):\n"
+        )
+        for occ in v.warnings:
+            out.write(_line(occ, f"{occ.origin.path}:{occ.line}") + "\n")
+    if v.blocking:
+        _ways_out(out, baseline, v.blocking, "the file and 'git add' it again")
+
+
+def pre_commit(out: TextIO = sys.stderr) -> int:
+    repo = gitio.locate()
+    if repo.top is None:
+        return 0  # a bare repository has no index to commit from
+    scanner, baseline = _project(repo)
+    v = staged(repo, scanner)
+    report_staged(v, out, baseline)
+    return 1 if v.blocking else 0
+
+
+def commit_msg(message_file: str, out: TextIO = sys.stderr) -> int:
+    repo = gitio.locate()
+    path = Path(message_file)
+    if not path.is_absolute() and repo.top and not path.exists():
+        path = Path(repo.top) / path
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(
+            f"cannot read the commit message {message_file}: {exc.strerror}"
+        ) from None
+    scanner, baseline = _project(repo)
+    text = message_text(data, _comment_char(repo))
+    found = scanner.scan(text, Origin(source="git", path="(commit message)", object_type="commit"))
+    if not found:
+        return 0
+    out.write(f"sentinel: commit blocked: {len(found)} secret(s) in the commit message\n\n")
+    for occ in found:
+        out.write(_line(occ, f"message line {occ.line}") + "\n")
+    saved = os.path.relpath(path, repo.top) if repo.top else str(path)
+    _ways_out(out, baseline, found, f"the message (saved in {saved}: git commit -e -F {saved})")
+    return 1

@@ -1,0 +1,598 @@
+"""Server-side hook: ``pre-receive`` scans exactly what a push introduces.
+
+git runs it in the receiving repository with one ``<old> <new> <ref>`` line per
+updated ref on stdin, before any ref moves. The pushed objects sit in a quarantine
+directory that git names in the environment (GIT_QUARANTINE_PATH and friends); every
+git command run from here inherits it, so objects that are not yet accepted are
+found. Only objects not reachable from an existing ref are scanned
+(``rev-list NEW... --not --all``), with the history scan's own machinery: one
+``cat-file`` stream per worker, each blob once, attribution by one ``git log --raw``.
+
+Server settings are git config keys (``git config --system`` for a whole host, or in
+the repository), so an admin sets them where git already reads its own:
+
+    sentinel.timeBudget   seconds (default 4.5: hosts such as GitHub Enterprise kill a
+                          hook at 5 s)
+    sentinel.onTimeout    fail_closed (default: reject) | fail_open (accept, record the
+                          push as unscanned, queue a scan of the pushed range). The same
+                          choice applies when the hook cannot work at all (bad input, a
+                          corrupt or shallow repository).
+    sentinel.allowSkip    true to honour ``git push -o sentinel.skip="reason"``
+                          (needs receive.advertisePushOptions=true); off by default
+    sentinel.baseline     a baseline file on the server whose secrets do not block
+    sentinel.config       a .sentinel.toml on the server (allowlists, custom rules)
+    sentinel.log          where outcomes are logged, JSON lines (default:
+                          GIT_DIR/sentinel/pre-receive.log)
+
+The project's own .sentinel.toml and baseline inside the pushed tree are not used:
+a pusher must not be able to approve their own push.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from sentinel.errors import ConfigError, SentinelError, SourceError
+from sentinel.hooks import gitio
+from sentinel.models import Occurrence, Origin
+
+_OID = re.compile(rb"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+FAIL_MODES = ("fail_closed", "fail_open")
+DEFAULT_BUDGET = 4.5
+# Below this many bytes the push is scanned in this process: starting workers costs
+# more than it saves. Above it, one worker per core, as a history scan.
+POOL_BYTES = 8 * 1024 * 1024
+# In this process the deadline is checked between shards of this size (~40 ms each).
+SMALL_SHARD_BYTES = 1024 * 1024
+
+
+class HookInputError(SentinelError):
+    pass
+
+
+class BudgetExceeded(SentinelError):
+    pass
+
+
+@dataclass(frozen=True)
+class Update:
+    old: str
+    new: str
+    ref: str
+
+    @property
+    def deleted(self) -> bool:
+        return self.new.encode() in gitio.ZERO_OIDS
+
+    @property
+    def created(self) -> bool:
+        return self.old.encode() in gitio.ZERO_OIDS
+
+
+def parse_updates(data: bytes) -> list[Update]:
+    """The ``<old> <new> <ref>`` lines git writes to the hook's stdin."""
+    updates = []
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        line = raw.rstrip(b"\r")
+        if not line.strip():
+            continue
+        parts = line.split(b" ", 2)
+        if len(parts) != 3 or not _OID.match(parts[0]) or not _OID.match(parts[1]) or not parts[2]:
+            shown = line[:80].decode("utf-8", "replace")
+            raise HookInputError(
+                f"line {n} of the hook's input is not '<old-sha> <new-sha> <ref>': {shown!r}"
+            )
+        updates.append(
+            Update(parts[0].decode(), parts[1].decode(), parts[2].decode("utf-8", "replace"))
+        )
+    return updates
+
+
+@dataclass
+class ServerConfig:
+    time_budget: float = DEFAULT_BUDGET
+    on_timeout: str = "fail_closed"
+    allow_skip: bool = False
+    baseline: Path | None = None
+    config: Path | None = None
+    log: Path | None = None
+
+    @classmethod
+    def load(cls, git_dir: str) -> ServerConfig:
+        values = gitio.config_values(
+            git_dir,
+            [
+                "sentinel.timeBudget",
+                "sentinel.onTimeout",
+                "sentinel.allowSkip",
+                "sentinel.baseline",
+                "sentinel.config",
+                "sentinel.log",
+            ],
+        )
+        cfg = cls(log=Path(git_dir) / "sentinel" / "pre-receive.log")
+        if "sentinel.timeBudget" in values:
+            try:
+                cfg.time_budget = float(values["sentinel.timeBudget"])
+            except ValueError:
+                cfg.time_budget = -1
+            if not 0 < cfg.time_budget < 3600:
+                raise ConfigError(
+                    f"sentinel.timeBudget {values['sentinel.timeBudget']!r} is not a number of "
+                    "seconds between 0 and 3600"
+                )
+        if "sentinel.onTimeout" in values:
+            mode = values["sentinel.onTimeout"].strip().lower().replace("-", "_")
+            if mode not in FAIL_MODES:
+                raise ConfigError(
+                    f"sentinel.onTimeout {values['sentinel.onTimeout']!r} is not fail_closed or fail_open"
+                )
+            cfg.on_timeout = mode
+        if "sentinel.allowSkip" in values:
+            cfg.allow_skip = values["sentinel.allowSkip"].strip().lower() in (
+                "true",
+                "yes",
+                "on",
+                "1",
+            )
+        for key, attr in (("sentinel.baseline", "baseline"), ("sentinel.config", "config")):
+            if values.get(key):
+                setattr(cfg, attr, Path(values[key]).expanduser())
+        if values.get("sentinel.log"):
+            cfg.log = Path(values["sentinel.log"]).expanduser()
+        return cfg
+
+
+def pusher(env: Mapping[str, str]) -> str:
+    """Who is pushing, as the hosting software tells its hooks."""
+    for var in ("GL_USERNAME", "GITEA_PUSHER_NAME", "GITHUB_USER_LOGIN", "REMOTE_USER"):
+        if env.get(var):
+            return env[var]
+    return env.get("USER") or env.get("LOGNAME") or "unknown"
+
+
+def push_options(env: Mapping[str, str]) -> list[str]:
+    try:
+        count = int(env.get("GIT_PUSH_OPTION_COUNT", "0"))
+    except ValueError:
+        return []
+    return [env.get(f"GIT_PUSH_OPTION_{i}", "") for i in range(max(0, min(count, 100)))]
+
+
+def skip_reason(options: list[str]) -> str | None:
+    """The reason given with ``-o sentinel.skip=REASON`` (``""`` when none was), or None."""
+    for opt in options:
+        name, eq, value = opt.partition("=")
+        if name.strip() == "sentinel.skip":
+            return value.strip().strip("\"'") if eq else ""
+    return None
+
+
+# -- scanning ----------------------------------------------------------------------------------
+
+
+@dataclass
+class PushScan:
+    blocking: list[Occurrence] = field(default_factory=list)
+    warnings: list[Occurrence] = field(default_factory=list)
+    commits: int = 0
+    blobs: int = 0
+    bytes: int = 0
+
+
+class _Deadline:
+    def __init__(self, budget: float, started: float) -> None:
+        self.at = started + budget
+        self.budget = budget
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def check(self, doing: str) -> None:
+        if self.left() <= 0:
+            raise BudgetExceeded(f"the {self.budget:g} s time budget ran out while {doing}")
+
+
+def _git_in_time(git_dir: str, deadline: _Deadline, doing: str, *args: str, **kw: Any) -> Any:
+    import subprocess
+
+    left = deadline.left()
+    if left <= 0:
+        deadline.check(doing)
+    try:
+        return gitio.git(git_dir, *args, timeout=left, **kw)
+    except subprocess.TimeoutExpired:
+        raise BudgetExceeded(
+            f"the {deadline.budget:g} s time budget ran out while {doing}"
+        ) from None
+
+
+def scan_push(
+    repo: gitio.Repo, updates: list[Update], cfg: ServerConfig, deadline: _Deadline
+) -> PushScan:
+    from sentinel import baseline as baseline_mod
+    from sentinel import config as config_mod
+    from sentinel import scanning
+    from sentinel.fingerprint import fingerprint_key
+    from sentinel.scanner import Collector, ScanOptions, build_ruleset, engine_spec
+    from sentinel.sources import git as gs
+
+    git_dir = repo.git_dir
+    result = PushScan()
+    tips = sorted({u.new for u in updates if not u.deleted})
+    if not tips:
+        return result
+    # every pushed tip must exist (in the quarantine or the repository)
+    check = _git_in_time(
+        git_dir,
+        deadline,
+        "checking the pushed objects",
+        "cat-file",
+        "--batch-check=%(objectname) %(objecttype)",
+        input="".join(t + "\n" for t in tips).encode(),
+    )
+    for line in check.stdout.decode().splitlines():
+        if line.endswith(" missing"):
+            raise SourceError(f"pushed object {line.split()[0]} is not in the repository")
+    revs = [*tips, "--not", "--all"]
+    listed = _git_in_time(
+        git_dir,
+        deadline,
+        "listing the pushed objects",
+        "rev-list",
+        "--objects",
+        "--no-object-names",
+        *revs,
+    )
+    if listed.returncode != 0:
+        raise SourceError(f"git cannot list the pushed objects: {gitio.first_line(listed.stderr)}")
+    if not listed.stdout.strip():
+        return result  # a deletion, a new name for existing commits, a rewind
+    typed = _git_in_time(
+        git_dir,
+        deadline,
+        "listing the pushed objects",
+        "cat-file",
+        "--batch-check=%(objecttype) %(objectname) %(objectsize) %(deltabase)",
+        input=listed.stdout,
+    )
+    if typed.returncode != 0:
+        raise SourceError(f"git cannot read the pushed objects: {gitio.first_line(typed.stderr)}")
+    missing = gs._MISSING.search(typed.stdout)
+    if missing is not None:
+        raise SourceError(
+            f"object {missing.group(1).decode()} is missing (a shallow or corrupt repository?)"
+        )
+    lines = [ln for ln in typed.stdout.split(b"\n") if ln[:1] in (b"b", b"c") or ln[:4] == b"tag "]
+
+    config = config_mod.load(cfg.config) if cfg.config else config_mod.Config()
+    key = fingerprint_key()
+    opts = ScanOptions(
+        config=config,
+        baseline=baseline_mod.load(cfg.baseline, key) if cfg.baseline else None,
+    )
+    ruleset = build_ruleset(opts)
+    spec = engine_spec(opts, ruleset)
+    collector = Collector(opts, scanning.OccurrenceFactory(ruleset, key), dedupe_history=False)
+    ordered, sizes, _too_large = gs.delta_order(lines, config.max_file_size)
+    total = sum(sizes)
+    attribution = gs.Attribution(git_dir, revs)
+    try:
+        shard_results = _scan_objects(git_dir, spec, ordered, sizes, total, deadline)
+        for r in shard_results:
+            if r.error:
+                raise SourceError(f"git cannot read the pushed objects: {r.error}")
+            result.commits += r.stats.commits
+            result.blobs += r.stats.blobs
+            result.bytes += r.stats.bytes
+        hit_blobs = {sha for r in shard_results for sha in r.hits if sha not in r.meta}
+        if not any(r.hits for r in shard_results):
+            return result
+        deadline.check("attributing findings to commits")
+        attribution.wait()
+        introduced = attribution.blobs(hit_blobs)
+        added = _AddedLines(git_dir, deadline)
+        for r in shard_results:
+            for sha, hits in r.hits.items():
+                meta = r.meta.get(sha)
+                if meta is not None:  # a commit or tag message: all of it is new
+                    kind, name, email, date = meta
+                    origin = Origin(
+                        source="git",
+                        path=f"({kind} message)",
+                        commit=sha,
+                        author=name,
+                        email=email,
+                        date=date,
+                        object_type=kind,
+                    )
+                    for h in hits:
+                        occ = collector.add(origin, h)
+                        if occ is not None:
+                            result.blocking.append(occ)
+                    continue
+                found = introduced.get(sha)
+                commit, path, name, email, date = found or ("", "(unknown path)", "", "", "")
+                origin = Origin(
+                    source="git",
+                    path=path,
+                    commit=commit or None,
+                    author=name,
+                    email=email,
+                    date=date,
+                    object_type="blob",
+                )
+                for h in hits:
+                    occ = collector.add(origin, h)
+                    if occ is None:
+                        continue
+                    if found is None or added.adds(commit, path, occ.line, occ.end_line):
+                        result.blocking.append(occ)
+                    else:
+                        result.warnings.append(occ)
+    finally:
+        attribution.close()
+    return result
+
+
+def _scan_objects(
+    git_dir: str,
+    spec: Any,
+    lines: list[bytes],
+    sizes: list[int],
+    total: int,
+    deadline: _Deadline,
+) -> list[Any]:
+    from sentinel import scanning
+    from sentinel.sources import git as gs
+
+    n = scanning.workers(None)
+    if n > 1 and total > POOL_BYTES:
+        shards = gs.shard(lines, sizes, n)
+        results = []
+        with scanning.pool(spec, n) as p:
+            it = p.imap(gs.scan_shard, [(git_dir, s) for s, _ in shards])
+            for _ in shards:
+                left = deadline.left()
+                if left <= 0:
+                    deadline.check("scanning the pushed objects")
+                try:
+                    results.append(it.next(timeout=left))
+                except TimeoutError:
+                    p.terminate()
+                    raise BudgetExceeded(
+                        f"the {deadline.budget:g} s time budget ran out while scanning "
+                        f"{total / 1e6:.1f} MB of pushed objects"
+                    ) from None
+            p.close()
+            p.join()
+        return results
+    scanning.init_worker(spec)
+    results = []
+    try:
+        start, acc = 0, 0
+        for i, size in enumerate(sizes):
+            acc += size
+            if acc >= SMALL_SHARD_BYTES or i == len(sizes) - 1:
+                deadline.check(f"scanning {total / 1e6:.1f} MB of pushed objects")
+                results.append(gs.scan_shard((git_dir, lines[start : i + 1])))
+                start, acc = i + 1, 0
+    finally:
+        gs.close_cat_file()
+    return results
+
+
+class _AddedLines:
+    """Whether a commit adds a given line of a file, against every one of its parents
+    (a merge adds a line only if no parent had it): a secret that was already in the
+    file before this push is a warning, not a reason to refuse the push."""
+
+    def __init__(self, git_dir: str, deadline: _Deadline) -> None:
+        self.git_dir = git_dir
+        self.deadline = deadline
+        self._diffs: dict[tuple[str, str], dict[bytes, gitio.Added]] = {}
+
+    def adds(self, commit: str, path: str, first: int, last: int) -> bool:
+        res = _git_in_time(
+            self.git_dir,
+            self.deadline,
+            "reading commit parents",
+            "rev-list",
+            "--parents",
+            "-n1",
+            commit,
+        )
+        parents = res.stdout.decode().split()[1:]
+        if not parents:
+            return True  # a root commit adds every line it has
+        raw_path = path.encode("utf-8", "surrogateescape")
+        for parent in parents:
+            diff = self._diffs.get((parent, commit))
+            if diff is None:
+                patch = _git_in_time(
+                    self.git_dir,
+                    self.deadline,
+                    "diffing a commit against its parent",
+                    "-c",
+                    "core.quotePath=false",
+                    "diff",
+                    "-U0",
+                    "-M",
+                    "--no-color",
+                    "--no-ext-diff",
+                    "--no-textconv",
+                    "--src-prefix=a/",
+                    "--dst-prefix=b/",
+                    parent,
+                    commit,
+                )
+                diff = self._diffs[(parent, commit)] = gitio.added_lines(patch.stdout)
+            lines = diff.get(raw_path)
+            if lines is None or not lines.touches(first, last):
+                return False
+        return True
+
+
+# -- the hook ------------------------------------------------------------------------------------
+
+
+class AuditLog:
+    """One JSON line per push: who, what, the outcome and why. Never a secret's value."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def write(self, record: dict[str, Any]) -> str | None:
+        if self.path is None:
+            return None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record, sort_keys=True) + "\n")
+        except OSError as exc:
+            return f"cannot write the log {self.path}: {exc.strerror or exc}"
+        return None
+
+
+def _queue_unscanned(git_dir: str, record: dict[str, Any]) -> str | None:
+    """Record a push accepted without a scan, for a full scan of its range later."""
+    path = Path(git_dir) / "sentinel" / "unscanned.jsonl"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+    except OSError as exc:
+        return f"cannot queue the unscanned push in {path}: {exc.strerror or exc}"
+    return None
+
+
+def _finding_record(o: Occurrence) -> dict[str, Any]:
+    return {
+        "rule_id": o.rule_id,
+        "fingerprint": o.fingerprint,
+        "redacted": o.redacted,
+        "commit": o.origin.commit,
+        "path": o.origin.path,
+        "line": o.line,
+    }
+
+
+def _describe(o: Occurrence) -> str:
+    commit = (o.origin.commit or "?")[:12]
+    return f"  {commit}  {o.origin.path}:{o.line}  {o.rule_id}  {o.redacted}"
+
+
+def pre_receive(
+    stdin: bytes,
+    out: TextIO = sys.stderr,
+    env: Mapping[str, str] = os.environ,
+) -> int:
+    started = time.monotonic()
+    repo = gitio.locate()
+    cfg = ServerConfig.load(repo.git_dir)  # a bad setting is an error (exit 2: rejected)
+    log = AuditLog(cfg.log)
+    who = pusher(env)
+    record: dict[str, Any] = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "pusher": who,
+        "repository": repo.git_dir,
+    }
+
+    def finish(outcome: str, rc: int, **extra: Any) -> int:
+        record.update(outcome=outcome, seconds=round(time.monotonic() - started, 3), **extra)
+        problem = log.write(record)
+        if problem:
+            out.write(f"sentinel: warning: {problem}\n")
+        return rc
+
+    def failed(why: str, unscanned_updates: list[Update] | None) -> int:
+        if cfg.on_timeout == "fail_open":
+            out.write(
+                f"sentinel: warning: {why}; the push is accepted unscanned (fail_open) and a "
+                "full scan of it is queued\n"
+            )
+            queued = {
+                **record,
+                "reason": why,
+                "updates": [vars(u) for u in unscanned_updates or []],
+            }
+            problem = _queue_unscanned(repo.git_dir, queued)
+            if problem:
+                out.write(f"sentinel: warning: {problem}\n")
+            return finish("unscanned", 0, reason=why)
+        out.write(
+            f"sentinel: push rejected: {why}, so it could not be checked for secrets (fail_closed).\n"
+            "  Push fewer commits at a time, or ask the server's admin (sentinel.timeBudget,\n"
+            "  sentinel.onTimeout).\n"
+        )
+        return finish("rejected_unscanned", 1, reason=why)
+
+    try:
+        updates = parse_updates(stdin)
+    except HookInputError as exc:
+        return failed(str(exc), None)
+    record["updates"] = [vars(u) for u in updates]
+
+    reason = skip_reason(push_options(env))
+    if reason is not None:
+        if not cfg.allow_skip:
+            out.write(
+                "sentinel: the sentinel.skip push option is not enabled on this server; "
+                "scanning as usual\n"
+            )
+        elif not reason:
+            out.write(
+                'sentinel: sentinel.skip needs a reason (git push -o sentinel.skip="why"); '
+                "scanning as usual\n"
+            )
+        else:
+            out.write(
+                f"sentinel: scan skipped by {who} (break-glass: {reason!r}); this push is logged\n"
+            )
+            return finish("skipped", 0, reason=reason)
+
+    deadline = _Deadline(cfg.time_budget, started)
+    try:
+        scan = scan_push(repo, updates, cfg, deadline)
+    except BudgetExceeded as exc:
+        return failed(str(exc), updates)
+    except SentinelError as exc:
+        return failed(str(exc), updates)
+    counts = {"commits": scan.commits, "blobs": scan.blobs, "bytes": scan.bytes}
+    if scan.warnings:
+        out.write(
+            f"sentinel: warning: {len(scan.warnings)} secret(s) that were already in these files "
+            "before this push (not blocking; they need rotating and cleaning up):\n"
+        )
+        for o in scan.warnings:
+            out.write(_describe(o) + "\n")
+    if not scan.blocking:
+        return finish("accepted", 0, **counts, warnings=[_finding_record(o) for o in scan.warnings])
+    n = len(scan.blocking)
+    out.write(f"sentinel: push rejected: {n} secret{'s' if n > 1 else ''} in the pushed commits\n")
+    for o in scan.blocking:
+        out.write(_describe(o) + "\n")
+    out.write(
+        "How to fix: rewrite the commits that add them, so that no pushed commit holds the\n"
+        "secret (removing it in a later commit is not enough: history keeps it):\n"
+        "  git rebase -i <commit>^   (mark the commit 'edit', remove the secret, amend, continue)\n"
+        "  git commit --amend        (when it is in the last commit)\n"
+        "Then rotate the secret: it has left your machine. A false positive can be marked\n"
+        "with a 'sentinel:allow' comment on its line. Your repository's baseline does not\n"
+        "apply here; the server's admin can set one (sentinel.baseline).\n"
+    )
+    return finish(
+        "rejected",
+        1,
+        **counts,
+        findings=[_finding_record(o) for o in scan.blocking],
+        warnings=[_finding_record(o) for o in scan.warnings],
+    )

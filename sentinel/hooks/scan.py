@@ -1,0 +1,59 @@
+"""What every hook does with bytes: the engine and the suppression rules of a scan,
+built once per hook run, and the verdict on each occurrence (block or warn)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sentinel.config import Config
+from sentinel.models import Occurrence, Origin
+
+
+@dataclass
+class Verdicts:
+    """Occurrences a hook found: ``blocking`` stop the commit or push, ``warnings`` are
+    secrets that were already there before this change (reported, not blocking)."""
+
+    blocking: list[Occurrence] = field(default_factory=list)
+    warnings: list[Occurrence] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    scanned: int = 0
+
+
+class HookScanner:
+    """The engine plus the project's allowlists and (optionally) a baseline."""
+
+    def __init__(self, config: Config, baseline_path: Path | None) -> None:
+        from sentinel import baseline as baseline_mod
+        from sentinel.fingerprint import fingerprint_key
+        from sentinel.scanner import Collector, ScanOptions, build_ruleset, engine_spec
+        from sentinel.scanning import OccurrenceFactory
+
+        key = fingerprint_key()
+        baseline = baseline_mod.load(baseline_path, key) if baseline_path else None
+        opts = ScanOptions(config=config, baseline=baseline)
+        ruleset = build_ruleset(opts)
+        spec = engine_spec(opts, ruleset)
+        self.engine = spec.build()
+        self.max_size = config.max_file_size
+        self.collector = Collector(opts, OccurrenceFactory(ruleset, key), dedupe_history=False)
+
+    def scan(self, data: bytes, origin: Origin) -> list[Occurrence]:
+        """The occurrences in ``data`` that no allowlist or baseline suppresses."""
+        from sentinel.scanning import resolve
+        from sentinel.sources.files import is_binary
+
+        if is_binary(data):
+            self.collector.suppressed["binary"] += 1
+            return []
+        matches = self.engine.scan(data)
+        if not matches:
+            return []
+        kept = []
+        for hit in resolve(data, matches):
+            occ = self.collector.add(origin, hit)
+            if occ is not None:
+                kept.append(occ)
+        return kept
