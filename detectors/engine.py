@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import regex
+if TYPE_CHECKING:
+    import regex
 
 from detectors import decoders, filters, hsdb
 from detectors.entropy import shannon
@@ -85,6 +86,8 @@ def _alternation(parts: Iterable[str]) -> regex.Pattern[bytes] | None:
     parts = [p for p in parts if p]
     if not parts:
         return None
+    import regex
+
     return regex.compile("|".join(f"(?:{p})" for p in parts).encode())
 
 
@@ -129,6 +132,8 @@ class Engine:
                 if backend == "hyperscan":
                     raise
         if self.backend == "regex":
+            import regex
+
             self._b64_trigger = regex.compile(decoders.BASE64_TRIGGER, regex.MULTILINE)
             self._pct_trigger = regex.compile(decoders.PERCENT_TRIGGER, regex.MULTILINE)
 

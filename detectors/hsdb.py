@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import regex
 
 
 class HyperscanUnavailable(RuntimeError):
@@ -30,7 +28,7 @@ def import_hyperscan() -> Any:
     return hyperscan
 
 
-_NAMED_GROUP = regex.compile(r"\(\?P?<(?![=!])[A-Za-z_][A-Za-z0-9_]*>")
+_NAMED_GROUP = re.compile(r"\(\?P?<(?![=!])[A-Za-z_][A-Za-z0-9_]*>")
 
 
 def to_hyperscan(pattern: str) -> bytes:
@@ -117,6 +115,8 @@ def load_or_compile(patterns: Sequence[Pattern], cache_dir: Path | None) -> Any:
             raise ValueError("Hyperscan cannot compile the rule set")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".hs-")
         with os.fdopen(fd, "wb") as fh:
             fh.write(hs.dumpb(db))

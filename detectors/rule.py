@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 import re._parser as sre_parse  # type: ignore[import-not-found]  # stdlib, bounds widths
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import regex
-from regex import Pattern
+if TYPE_CHECKING:
+    from regex import Pattern
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 CONFIDENCES = ("high", "medium", "low")
@@ -21,7 +21,14 @@ RULE_ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*\.[a-z0-9]+(?:[.-][a-z0-9]+)*
 # Rules whose width cannot be bounded (``+``, ``*``) are confirmed in a window of this many
 # bytes before each Hyperscan hit unless the rule sets ``max_length``.
 DEFAULT_MAX_LENGTH = 16384
-REGEX_FLAGS = regex.MULTILINE | regex.VERSION0
+
+
+def regex_flags() -> int:
+    """MULTILINE | VERSION0. The ``regex`` module is imported only when a rule is
+    compiled: a hook whose staged lines hit no rule never pays for it."""
+    import regex
+
+    return int(regex.MULTILINE | regex.VERSION0)
 
 
 class RuleFormatError(ValueError):
@@ -62,7 +69,9 @@ class Rule:
         return self.id.split(".", 1)[0]
 
     def compiled(self) -> Pattern[bytes]:
-        return regex.compile(self.regex.encode(), REGEX_FLAGS)
+        import regex
+
+        return regex.compile(self.regex.encode(), regex_flags())
 
     def group(self, pat: Pattern[bytes] | None = None) -> int | str:
         """The group holding the secret: explicit, else ``secret``, else 1, else the match."""
@@ -158,8 +167,10 @@ def rule_from_table(table: dict[str, Any], source_file: str = "", validate: bool
     if not isinstance(pattern, str) or not pattern:
         raise RuleFormatError(f"{where}: 'regex' is required")
     if validate:
+        import regex
+
         try:
-            regex.compile(pattern.encode(), REGEX_FLAGS)
+            regex.compile(pattern.encode(), regex_flags())
         except regex.error as exc:
             raise RuleFormatError(f"{where}: regex does not compile: {exc}") from None
     severity = table.get("severity", "medium")

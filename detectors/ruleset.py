@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +53,8 @@ class RuleSet:
 
 
 def parse_rules_toml(text: str, source_file: str, validate: bool = True) -> list[Rule]:
+    import tomllib
+
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -80,12 +81,53 @@ def builtin_rule_files() -> list[Path]:
     return sorted(BUILTIN_DIR.glob("*.toml"))
 
 
-def load_builtin() -> RuleSet:
+def _parse_builtin(files: list[Path]) -> RuleSet:
     rules: list[Rule] = []
-    for path in builtin_rule_files():
+    for path in files:
         rules.extend(
             parse_rules_toml(
                 path.read_text(encoding="utf-8"), f"detectors/rules/{path.name}", validate=False
             )
         )
     return RuleSet(tuple(rules))
+
+
+def load_builtin(cache_dir: Path | None = None) -> RuleSet:
+    """The built-in rules. Parsing a hundred TOML files is most of a hook's start-up,
+    so the parsed set is kept in the cache directory, keyed by the name, size and
+    modification time of every rule file and of the code that defines a rule: any
+    edit or upgrade makes a new key. A cache that cannot be read or written only
+    costs a parse."""
+    import os
+    import pickle
+    import sys
+    import tempfile
+
+    from detectors import hsdb, rule
+
+    files = builtin_rule_files()
+    key = hashlib.sha256(f"rules|v1|{sys.version_info[:2]}".encode())
+    for path in [*files, Path(rule.__file__), Path(__file__)]:
+        try:
+            st = path.stat()
+        except OSError:
+            return _parse_builtin(files)
+        key.update(f"{path.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    cached = (cache_dir or hsdb.default_cache_dir()) / f"rules-{key.hexdigest()[:40]}.pickle"
+    try:
+        with open(cached, "rb") as fh:
+            found = pickle.load(fh)
+        if isinstance(found, RuleSet):
+            return found
+    except Exception:  # absent, stale or damaged: parse again
+        pass
+    ruleset = _parse_builtin(files)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".rules-")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(ruleset, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, cached)
+    except OSError:
+        pass
+    return ruleset

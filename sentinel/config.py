@@ -18,14 +18,14 @@ id = "acme.internal-token"
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detectors.rule import Rule, RuleFormatError
-from detectors.ruleset import rules_from_doc
 from sentinel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from detectors.rule import Rule
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 _KEYS = {"max_file_size", "exclude_paths", "disable_rules", "allowlist", "rule", "rules"}
@@ -79,6 +79,9 @@ def from_table(doc: dict[str, Any], where: str) -> Config:
             re.compile(rx)
         except re.error as exc:
             raise ConfigError(f"{where}: allowlist regex {rx!r} does not compile: {exc}") from None
+    from detectors.rule import RuleFormatError
+    from detectors.ruleset import rules_from_doc
+
     try:
         rules = tuple(rules_from_doc(doc, where))
     except RuleFormatError as exc:
@@ -101,6 +104,8 @@ def load(path: Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from None
+    import tomllib
+
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -119,8 +124,16 @@ def discover(start: Path) -> Config:
     pyproject = d / "pyproject.toml"
     if pyproject.is_file():
         try:
-            doc = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            text = pyproject.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return Config()
+        if "sentinel" not in text:
+            return Config()  # no [tool.sentinel] table: no need to parse the file
+        import tomllib
+
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
             return Config()
         if "sentinel" in doc.get("tool", {}):
             return from_table(doc["tool"]["sentinel"], f"{pyproject} [tool.sentinel]")

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pathspec
-
 from detectors.engine import Backend, GlobalAllowlist
 from detectors.rule import RuleFormatError, lint_rule
 from detectors.ruleset import RuleSet, load_builtin, load_file
@@ -66,6 +64,16 @@ def engine_spec(opts: ScanOptions, ruleset: RuleSet) -> EngineSpec:
     )
 
 
+def _gitignore_spec(globs: tuple[str, ...]) -> Any:
+    """A gitignore-style matcher for ``globs``, or None (pathspec is imported only when
+    there are globs: a hook's start-up pays for every import)."""
+    if not globs:
+        return None
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines(globs)
+
+
 class Collector:
     """Applies path/commit allowlists and the baseline, and collapses repeats."""
 
@@ -75,7 +83,7 @@ class Collector:
         self.baseline = opts.baseline
         # exclude_paths keep files out of a walk; in history they suppress what was found there
         globs = cfg.allow_paths + (cfg.exclude_paths if dedupe_history else ())
-        self.allow_paths = pathspec.GitIgnoreSpec.from_lines(globs) if globs else None
+        self.allow_paths = _gitignore_spec(globs)
         self.allow_commits = {c.lower() for c in cfg.allow_commits}
         self.dedupe_history = dedupe_history
         self.suppressed: Counter[str] = Counter()
@@ -191,11 +199,7 @@ def scan_paths(paths: list[str], opts: ScanOptions, *, use_ignore: bool = True) 
     ruleset = build_ruleset(opts)
     spec = engine_spec(opts, ruleset)
     col = Collector(opts, OccurrenceFactory(ruleset, spec.fingerprint_key), dedupe_history=False)
-    exclude = (
-        pathspec.GitIgnoreSpec.from_lines(opts.config.exclude_paths)
-        if opts.config.exclude_paths
-        else None
-    )
+    exclude = _gitignore_spec(opts.config.exclude_paths)
     hits, ws = files.scan_paths(
         paths,
         spec,

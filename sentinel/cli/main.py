@@ -6,10 +6,7 @@ Exit codes: 0 nothing found, 1 findings, 2 error (usage, config, unreadable inpu
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-import traceback
 
 
 def _app():  # type: ignore[no-untyped-def]
@@ -33,6 +30,10 @@ def _app():  # type: ignore[no-untyped-def]
 
 
 def _crash_log() -> str:
+    import os
+    import tempfile
+    import traceback
+
     fd, path = tempfile.mkstemp(prefix="sentinel-crash-", suffix=".log")
     with os.fdopen(fd, "w") as fh:
         fh.write(traceback.format_exc())

@@ -10,7 +10,6 @@ Exit codes are git's: 0 lets the commit or push through, anything else stops it
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 USAGE = """sentinel hook pre-commit              scan what is staged (run by git before a commit)
@@ -20,7 +19,9 @@ sentinel hook pre-receive             scan a push, ref updates on stdin (run by 
 Install them with 'sentinel hooks install' (see 'sentinel hooks --help')."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser():  # type: ignore[no-untyped-def]
+    import argparse
+
     p = argparse.ArgumentParser(prog="sentinel hook", usage=USAGE, add_help=True)
     sub = p.add_subparsers(dest="hook", metavar="HOOK")
     sub.add_parser("pre-commit", help="scan the staged changes")
@@ -31,24 +32,57 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    # the common forms skip argparse (a hook pays for every import)
+    if argv == ["pre-commit"]:
+        return _run("pre-commit", None)
+    if len(argv) == 2 and argv[0] == "commit-msg" and not argv[1].startswith("-"):
+        return _run("commit-msg", argv[1])
+    if argv == ["pre-receive"]:
+        return _run("pre-receive", None)
     args = _parser().parse_args(argv)
+    if args.hook is None:
+        _parser().print_usage(sys.stderr)
+        return 2
+    return _run(args.hook, getattr(args, "file", None))
+
+
+def _run(hook: str, file: str | None) -> int:
     from sentinel.errors import SentinelError
 
     try:
-        if args.hook == "pre-commit":
+        if hook == "pre-commit":
+            import subprocess
+
+            from sentinel.hooks import STAGED_DIFF
+
+            # git computes the staged diff on the other core while Python loads the rules
+            try:
+                diff = subprocess.Popen(
+                    STAGED_DIFF,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+                cat = subprocess.Popen(
+                    ["git", "cat-file", "--batch"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+            except FileNotFoundError:
+                print("sentinel: error: git is not installed or not on PATH", file=sys.stderr)
+                return 2
             from sentinel.hooks.precommit import pre_commit
 
-            return pre_commit()
-        if args.hook == "commit-msg":
+            return pre_commit(diff=diff, cat=cat)
+        if hook == "commit-msg":
             from sentinel.hooks.precommit import commit_msg
 
-            return commit_msg(args.file)
-        if args.hook == "pre-receive":
-            from sentinel.hooks.prereceive import pre_receive
+            assert file is not None
+            return commit_msg(file)
+        from sentinel.hooks.prereceive import pre_receive
 
-            return pre_receive(sys.stdin.buffer.read())
+        return pre_receive(sys.stdin.buffer.read())
     except SentinelError as exc:
         print(f"sentinel: error: {exc}", file=sys.stderr)
         return 2
-    _parser().print_usage(sys.stderr)
-    return 2

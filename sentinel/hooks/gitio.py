@@ -12,6 +12,7 @@ import re
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 from sentinel.errors import CorruptRepository, NotARepository
 
@@ -118,54 +119,87 @@ class Blob:
 
 
 def read_blobs(
-    git_dir: str, shas: Sequence[bytes], max_size: int, timeout: float | None = None
+    git_dir: str | None,
+    shas: Sequence[bytes],
+    max_size: int,
+    timeout: float | None = None,
+    proc: subprocess.Popen[bytes] | None = None,
 ) -> list[Blob]:
-    """The contents of ``shas`` in order, through one ``git cat-file --batch``. Blobs
-    over ``max_size`` are not read into memory (their size is checked first)."""
-    if not shas:
-        return []
-    checks = git(
-        git_dir,
-        "cat-file",
-        "--batch-check=%(objectname) %(objecttype) %(objectsize)",
-        input=b"".join(s + b"\n" for s in shas),
-        timeout=timeout,
-    )
-    if checks.returncode != 0:
-        raise CorruptRepository(f"git cannot read objects: {first_line(checks.stderr)}")
-    wanted: list[bytes] = []
-    verdict: list[str] = []
-    for sha, line in zip(shas, checks.stdout.split(b"\n"), strict=False):
-        parts = line.split()
-        if len(parts) != 3 or parts[1] != b"blob":
-            verdict.append("missing_object")
-        elif int(parts[2]) > max_size:
-            verdict.append("too_large")
-        else:
-            verdict.append("")
-            wanted.append(sha)
-    contents: list[bytes] = []
-    if wanted:
-        res = git(
-            git_dir,
-            "cat-file",
-            "--batch",
-            input=b"".join(s + b"\n" for s in wanted),
-            timeout=timeout,
+    """The contents of ``shas`` in order, through one ``git cat-file --batch``. A blob
+    over ``max_size`` is streamed past, never held in memory; ``timeout`` bounds the
+    whole read (the process is killed when it runs out). ``proc``: a ``cat_file()``
+    the caller started earlier, so that git's start-up overlapped other work."""
+    import threading
+
+    if proc is None:
+        if not shas:
+            return []
+        proc = cat_file(git_dir)
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def feed() -> None:
+        try:
+            proc.stdin.write(b"".join(s + b"\n" for s in shas))  # type: ignore[union-attr]
+            proc.stdin.close()  # type: ignore[union-attr]
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    timer = threading.Timer(timeout, proc.kill) if timeout else None
+    if timer is not None:
+        timer.start()
+    threading.Thread(target=feed, daemon=True).start()
+    out: list[Blob] = []
+    try:
+        for sha in shas:
+            header = proc.stdout.readline()
+            parts = header.split()
+            if len(parts) != 3:
+                if not header:
+                    break
+                out.append(Blob(sha, None, "missing_object"))
+                continue
+            size = int(parts[2])
+            if parts[1] != b"blob":
+                _skip(proc.stdout, size + 1)
+                out.append(Blob(sha, None, "missing_object"))
+            elif size > max_size:
+                _skip(proc.stdout, size + 1)
+                out.append(Blob(sha, None, "too_large"))
+            else:
+                data = proc.stdout.read(size)
+                proc.stdout.read(1)
+                out.append(Blob(sha, data))
+    finally:
+        if timer is not None:
+            timer.cancel()
+        proc.stdout.close()
+        proc.wait()
+        err = proc.stderr.read() if proc.stderr else b""
+        if proc.stderr:
+            proc.stderr.close()
+    if len(out) != len(shas):
+        why = first_line(err) if err.strip() else "git cat-file stopped early"
+        raise CorruptRepository(f"git cannot read objects: {why}")
+    return out
+
+
+def cat_file(git_dir: str | None = None) -> subprocess.Popen[bytes]:
+    """A ``git cat-file --batch`` waiting for object names on stdin."""
+    argv = ["git", *([f"--git-dir={git_dir}"] if git_dir else []), "cat-file", "--batch"]
+    try:
+        return subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        if res.returncode != 0:
-            raise CorruptRepository(f"git cannot read objects: {first_line(res.stderr)}")
-        out = res.stdout
-        pos = 0
-        for _ in wanted:
-            nl = out.index(b"\n", pos)
-            size = int(out[pos:nl].rsplit(b" ", 1)[1])
-            contents.append(out[nl + 1 : nl + 1 + size])
-            pos = nl + 1 + size + 1
-    it = iter(contents)
-    return [
-        Blob(sha, None if why else next(it), why) for sha, why in zip(shas, verdict, strict=True)
-    ]
+    except FileNotFoundError:
+        raise NotARepository("git is not installed or not on PATH") from None
+
+
+def _skip(stream: IO[bytes], n: int) -> None:
+    while n > 0:
+        chunk = stream.read(min(n, 1 << 20))
+        if not chunk:
+            return
+        n -= len(chunk)
 
 
 def config_values(git_dir: str, names: Iterable[str]) -> dict[str, str]:

@@ -10,6 +10,7 @@ that file (it belongs to the history scan and the baseline).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -32,57 +33,55 @@ def _project(repo: gitio.Repo) -> tuple[HookScanner, Path | None]:
     return HookScanner(cfg, baseline), baseline
 
 
-def staged(repo: gitio.Repo, scanner: HookScanner) -> Verdicts:
-    """Scan what ``git commit`` would record now."""
-    v = Verdicts()
-    raw = gitio.git(
-        repo.git_dir,
-        "diff",
-        "--cached",
-        "--raw",
-        "-z",
-        "-M",
-        "--no-abbrev",
-        "--diff-filter=ACMRT",
-        "--no-ext-diff",
+def staged_diff(cwd: str | None = None) -> subprocess.Popen[bytes]:
+    """Start ``git diff --cached`` (see ``STAGED_DIFF``) in ``cwd``."""
+    from sentinel.hooks import STAGED_DIFF
+
+    return subprocess.Popen(
+        STAGED_DIFF,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    if raw.returncode != 0:
-        raise CorruptRepository(f"git cannot list staged changes: {gitio.first_line(raw.stderr)}")
+
+
+def staged(
+    repo: gitio.Repo,
+    scanner: HookScanner,
+    diff: subprocess.Popen[bytes] | None = None,
+    cat: subprocess.Popen[bytes] | None = None,
+) -> Verdicts:
+    """Scan what ``git commit`` would record now. ``diff`` (``staged_diff()``) and
+    ``cat`` (``gitio.cat_file()``), when given, were started early by the caller in
+    the repository's work tree; they are finished here either way."""
+    v = Verdicts()
+    res = diff if diff is not None else staged_diff(repo.top)
+    out, err = res.communicate()
+    if res.returncode != 0:
+        raise CorruptRepository(f"git cannot list staged changes: {gitio.first_line(err)}")
     entries: list[tuple[bytes, bytes]] = []  # (blob sha, path)
-    fields = raw.stdout.split(b"\0")
-    i = 0
-    while i < len(fields) - 1:
-        meta = fields[i]
-        if not meta.startswith(b":"):
-            i += 1
+    for line in out.split(b"\n"):
+        if not line.startswith(b":"):
+            if line.startswith(b"diff --git "):
+                break  # the raw list is over; the patch follows
             continue
+        meta, _, names = line.partition(b"\t")
         parts = meta[1:].split(b" ")
-        status = parts[4][:1] if len(parts) > 4 else b"M"
-        # renames and copies name two paths: the source, then the new one
-        path = fields[i + 2] if status in (b"R", b"C") else fields[i + 1]
-        i += 3 if status in (b"R", b"C") else 2
+        if len(parts) < 5 or parts[4][:1] not in b"ACMRT":
+            continue  # a deletion, or a line this parser does not know
+        paths = names.split(b"\t")
+        path = gitio.unquote_path(paths[-1])  # a rename or copy names the new path last
         if parts[1] in SKIP_MODES:
             v.skipped[SKIP_MODES[parts[1]]] += 1
             continue
         entries.append((parts[3], path))
     if not entries:
+        if cat is not None:
+            cat.communicate()
         return v
-    patch = gitio.git(
-        repo.git_dir,
-        "-c",
-        "core.quotePath=false",
-        "diff",
-        "--cached",
-        "-U0",
-        "-M",
-        "--no-color",
-        "--no-ext-diff",
-        "--no-textconv",
-        "--src-prefix=a/",
-        "--dst-prefix=b/",
-    )
-    added = gitio.added_lines(patch.stdout)
-    blobs = gitio.read_blobs(repo.git_dir, [sha for sha, _ in entries], scanner.max_size)
+    added = gitio.added_lines(out)
+    blobs = gitio.read_blobs(repo.git_dir, [sha for sha, _ in entries], scanner.max_size, proc=cat)
     for (_, path), blob in zip(entries, blobs, strict=True):
         if blob.data is None:
             v.skipped[blob.skipped] += 1
@@ -163,12 +162,27 @@ def report_staged(v: Verdicts, out: TextIO, baseline: Path | None) -> None:
         _ways_out(out, baseline, v.blocking, "the file and 'git add' it again")
 
 
-def pre_commit(out: TextIO = sys.stderr) -> int:
-    repo = gitio.locate()
+def pre_commit(
+    out: TextIO = sys.stderr,
+    diff: subprocess.Popen[bytes] | None = None,
+    cat: subprocess.Popen[bytes] | None = None,
+) -> int:
+    try:
+        repo = gitio.locate()
+    except SourceError:
+        for p in (diff, cat):
+            if p is not None:
+                p.kill()
+                p.communicate()
+        raise
     if repo.top is None:
+        for p in (diff, cat):
+            if p is not None:
+                p.kill()
+                p.communicate()
         return 0  # a bare repository has no index to commit from
     scanner, baseline = _project(repo)
-    v = staged(repo, scanner)
+    v = staged(repo, scanner, diff, cat)
     report_staged(v, out, baseline)
     return 1 if v.blocking else 0
 

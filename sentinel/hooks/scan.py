@@ -43,7 +43,7 @@ class HookScanner:
     def scan(self, data: bytes, origin: Origin) -> list[Occurrence]:
         """The occurrences in ``data`` that no allowlist or baseline suppresses."""
         from sentinel.scanning import resolve
-        from sentinel.sources.files import is_binary
+        from sentinel.sources.sniff import is_binary
 
         if is_binary(data):
             self.collector.suppressed["binary"] += 1

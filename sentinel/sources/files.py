@@ -17,8 +17,7 @@ from typing import Any
 import pathspec
 
 from sentinel.errors import SourceError
-
-BINARY_SNIFF = 8000  # git's own heuristic: a NUL in the first 8000 bytes means binary
+from sentinel.sources.sniff import is_binary
 
 
 @dataclass
@@ -34,10 +33,6 @@ class FileItem:
     display: str  # path shown in reports
     rel: str  # path relative to the scanned root, for globs
     size: int
-
-
-def is_binary(head: bytes) -> bool:
-    return b"\0" in head[:BINARY_SNIFF]
 
 
 def _spec(lines: list[str]) -> pathspec.GitIgnoreSpec | None:

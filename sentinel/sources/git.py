@@ -29,7 +29,7 @@ from typing import Any
 from detectors.hsdb import HyperscanUnavailable
 from sentinel.errors import CorruptRepository, NotARepository, RefNotFound, SourceError
 from sentinel.models import Origin, display_path
-from sentinel.sources.files import is_binary
+from sentinel.sources.sniff import is_binary
 
 ZERO = b"0" * 40
 LOG_FORMAT = "%x1e%H%x1f%an%x1f%ae%x1f%aI"
