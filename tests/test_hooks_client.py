@@ -305,3 +305,19 @@ def test_pre_commit_framework_runs_the_sentinel_hook(
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "Failed" in bad.stdout
     assert "leak.env:1" in bad.stdout
+
+
+def test_odd_file_names_are_reported_by_their_real_path(hooked: GitRepo) -> None:
+    name = "config dir/clé ünïcode.env"
+    hooked.write(name, f"A=1\nTOKEN={token('ghp', 140)}\n")
+    hooked.git("add", "-A")
+    res = commit(hooked, "odd name")
+    assert res.returncode != 0
+    assert f"{name}:2" in res.stderr
+
+
+def test_hook_usage_errors_exit_2(hooked: GitRepo) -> None:
+    for args in (("hook",), ("hook", "post-merge"), ("hook", "commit-msg")):
+        res = run_cli(*args, cwd=hooked.path)
+        assert res.returncode == 2, args
+        assert "Traceback" not in res.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -252,3 +253,21 @@ def test_bad_server_setting_is_named(dev: GitRepo, server: Server) -> None:
     assert res.returncode == 2
     assert "sentinel.onTimeout" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_the_copied_shim_works_as_a_server_hook(git_repo: MakeRepo, tmp_path: Path) -> None:
+    """hooks/pre-receive, copied by hand as an admin would, with sentinel on PATH."""
+    from tests.conftest import ROOT
+
+    bare = tmp_path / "plain.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    shutil.copy(ROOT / "hooks" / "pre-receive", bare / "hooks" / "pre-receive")
+    repo = git_repo("copier")
+    repo.commit("init", {"README.md": "x\n"})
+    repo.git("remote", "add", "origin", f"file://{bare}")
+    env = {"PATH": f"{Path(SENTINEL).parent}{os.pathsep}{os.environ['PATH']}"}
+    assert push(repo, "main", env=env).returncode == 0
+    repo.commit("leak", {"leak.env": f"TOKEN={token('ghp', 206)}\n"})
+    res = push(repo, "main", env=env)
+    assert res.returncode != 0
+    assert "leak.env:1" in res.stderr

@@ -100,7 +100,8 @@ def added_lines(patch: bytes) -> dict[bytes, Added]:
                 count = int(m.group(2)) if m.group(2) is not None else 1
                 current.lines.update(range(start, start + count))
         elif line.startswith(b"+++ "):
-            target = line[4:].rstrip(b"\r")
+            # git ends the line with a tab when the name holds a space (for patch(1))
+            target = line[4:].rstrip(b"\r").removesuffix(b"\t")
             if target == b"/dev/null":
                 current = None
                 continue
