@@ -512,8 +512,16 @@ def tool_version(tool: str, sentinel: Path, peers_bin: Path) -> str:
         v = dist_version(python, "sentinel-secrets")
         try:
             rev = git("rev-parse", "--short", "HEAD", cwd=PROJECT)
+            # bench/results/ is what this script writes: not a change to what is measured
             dirty = git(
-                "--no-optional-locks", "status", "--porcelain", "--untracked-files=no", cwd=PROJECT
+                "--no-optional-locks",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)bench/results",
+                cwd=PROJECT,
             )
             v += f" ({rev}{'+dirty' if dirty else ''})"
         except (OSError, subprocess.CalledProcessError):

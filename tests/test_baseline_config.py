@@ -73,6 +73,42 @@ def test_baseline_from_report_and_key_mismatch(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
+def test_baseline_add_accepts_fingerprints_and_refuses_garbage(tmp_path: Path) -> None:
+    target = tmp_path / "a.env"
+    target.write_text(f"API_TOKEN={token('ghp', 34)}\nOTHER={token('ghp', 35)}\n")
+    found = run_cli("scan", "path", str(target), "-f", "json")
+    assert found.returncode == 1
+    fps = sorted({f["fingerprint"] for f in json.loads(found.stdout)["findings"]})
+    assert len(fps) == 2
+    base = tmp_path / "base.json"
+
+    res = run_cli("baseline", "add", fps[0], "--file", str(base))
+    assert res.returncode == 0, res.stderr
+    assert "1 fingerprint(s) added" in res.stderr
+    left = run_cli("scan", "path", str(target), "-f", "json", "--baseline", str(base))
+    assert left.returncode == 1
+    assert [f["fingerprint"] for f in json.loads(left.stdout)["findings"]] == [fps[1]]
+
+    res = run_cli("baseline", "add", *fps, "--file", str(base))  # one new, one already there
+    assert "1 fingerprint(s) added, 1 already there" in res.stderr
+    assert run_cli("scan", "path", str(target), "--baseline", str(base)).returncode == 0
+
+    bad = run_cli("baseline", "add", "not-a-fingerprint", "--file", str(base))
+    assert bad.returncode == 2
+    assert "is not a fingerprint" in bad.stderr
+    other_key = run_cli(
+        "baseline",
+        "add",
+        fps[0],
+        "--file",
+        str(base),
+        env={"SENTINEL_FINGERPRINT_KEY": "another-team-key"},
+    )
+    assert other_key.returncode == 2
+    assert "made with another fingerprint key" in other_key.stderr
+    assert json.loads(base.read_text())["secrets"].keys() == set(fps)
+
+
 def test_fingerprint_is_keyed(tmp_path: Path) -> None:
     f = tmp_path / "a.env"
     f.write_text(f"API_TOKEN={token('ghp', 34)}\n")

@@ -271,3 +271,58 @@ def test_the_copied_shim_works_as_a_server_hook(git_repo: MakeRepo, tmp_path: Pa
     res = push(repo, "main", env=env)
     assert res.returncode != 0
     assert "leak.env:1" in res.stderr
+
+
+def test_corrupt_repository_gets_a_message_and_the_fail_mode(
+    git_repo: MakeRepo, tmp_path: Path
+) -> None:
+    repo = git_repo("src")
+    commit = repo.commit("c", {"a.txt": "hello\n"})
+    bare = tmp_path / "broken.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.path), str(bare)], check=True)
+    blob = repo.git("rev-parse", "HEAD:a.txt")
+    for pack in list((bare / "objects" / "pack").glob("*.pack")):  # make every object loose
+        moved = tmp_path / pack.name
+        pack.rename(moved)
+        pack.with_suffix(".idx").unlink()
+        with moved.open("rb") as fh:
+            subprocess.run(
+                ["git", f"--git-dir={bare}", "unpack-objects", "-q"], stdin=fh, check=True
+            )
+    (bare / "objects" / blob[:2] / blob[2:]).unlink()  # and lose one of them
+    server = Server(bare)
+    assert server.git("update-ref", "-d", "refs/heads/main").returncode == 0  # as if new
+    res = run_hook(server, f"{'0' * 40} {commit} refs/heads/new\n".encode())
+    assert res.returncode == 1
+    assert "could not be checked for secrets (fail_closed)" in res.stderr
+    assert "Traceback" not in res.stderr
+    server.config("sentinel.onTimeout", "fail_open")
+    res = run_hook(server, f"{'0' * 40} {commit} refs/heads/new\n".encode())
+    assert res.returncode == 0
+    assert "accepted unscanned" in res.stderr
+
+
+def test_shallow_server_still_scans_pushes(git_repo: MakeRepo, tmp_path: Path) -> None:
+    origin = git_repo("origin")
+    for i in range(3):
+        origin.commit(f"c{i}", {"n.txt": f"{i}\n"})
+    bare = tmp_path / "shallow.git"
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", "--depth", "1", f"file://{origin.path}", str(bare)],
+        check=True,
+    )
+    assert (bare / "shallow").exists()
+    assert run_cli("hooks", "install", "--repo", str(bare)).returncode == 0
+    origin.git("remote", "add", "server", f"file://{bare}")
+    origin.commit("clean", {"n.txt": "clean\n"})
+    res = subprocess.run(
+        ["git", "push", "server", "main"], cwd=origin.path, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    origin.commit("leak", {"leak.env": f"TOKEN={token('ghp', 207)}\n"})
+    res = subprocess.run(
+        ["git", "push", "server", "main"], cwd=origin.path, capture_output=True, text=True
+    )
+    assert res.returncode != 0
+    assert "leak.env:1" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -513,7 +513,7 @@ def pre_receive(
             out.write(f"sentinel: warning: {problem}\n")
         return rc
 
-    def failed(why: str, unscanned_updates: list[Update] | None) -> int:
+    def failed(why: str, unscanned_updates: list[Update] | None, budget: bool = False) -> int:
         if cfg.on_timeout == "fail_open":
             out.write(
                 f"sentinel: warning: {why}; the push is accepted unscanned (fail_open) and a "
@@ -528,10 +528,16 @@ def pre_receive(
             if problem:
                 out.write(f"sentinel: warning: {problem}\n")
             return finish("unscanned", 0, reason=why)
-        out.write(
-            f"sentinel: push rejected: {why}, so it could not be checked for secrets (fail_closed).\n"
+        hint = (
             "  Push fewer commits at a time, or ask the server's admin (sentinel.timeBudget,\n"
             "  sentinel.onTimeout).\n"
+            if budget
+            else "  This is a problem on the server, not in your commits: tell its admin, and\n"
+            "  push again once it is fixed.\n"
+        )
+        out.write(
+            f"sentinel: push rejected: {why}, so it could not be checked for secrets (fail_closed).\n"
+            + hint
         )
         return finish("rejected_unscanned", 1, reason=why)
 
@@ -563,7 +569,7 @@ def pre_receive(
     try:
         scan = scan_push(repo, updates, cfg, deadline)
     except BudgetExceeded as exc:
-        return failed(str(exc), updates)
+        return failed(str(exc), updates, budget=True)
     except SentinelError as exc:
         return failed(str(exc), updates)
     counts = {"commits": scan.commits, "blobs": scan.blobs, "bytes": scan.bytes}
