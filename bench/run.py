@@ -603,6 +603,30 @@ def markdown(wl: str, result: dict[str, Any]) -> str:
             f"{fmt_mib(md.get('tree_pss_mib'))} | {md['maxrss_mib']:,.0f} | {fmt_findings(t)} | "
             f"{fmt_ratio(t['ratio_wall'])} | {fmt_ratio(t['ratio_cpu'])} |"
         )
+    for t in result["tools"]:
+        revs = sorted({r["project_rev"] for r in t.get("runs", []) if r.get("project_rev")})
+        if len(revs) > 1:
+            lines += ["", f"Sentinel's checkout moved during the runs: {', '.join(revs)}."]
+    lines += [
+        "",
+        "Commands (`bench/work/` holds the clones; every report goes to a file):",
+        "",
+    ]
+    for t in result["tools"]:
+        if t.get("command"):
+            lines.append(f"- {DISPLAY[t['tool']]}: `{t['command']}`")
+    lines += [
+        "",
+        "Peak memory of the whole tree is the largest sum of `Pss` (from "
+        "`/proc/PID/smaps_rollup`, shared pages split between the processes mapping them) "
+        "over every process of the tool's session, git included, sampled every 50 ms. Peak "
+        "RSS is `ru_maxrss` from `wait4`: the largest single process of the tool's "
+        "process tree, not their sum. CPU is user+sys of the whole tree. Findings are the "
+        "entries of each tool's report at its own defaults (Kingfisher de-duplicates and "
+        "keeps confidence ≥ medium; Betterleaks lists every occurrence at any confidence; "
+        "Sentinel lists occurrences): they count output, not recall. Ratios above 1× mean "
+        "Sentinel took longer.",
+    ]
     # How much of the machine other work took while each tool ran: busy CPU seconds of
     # the whole machine minus the tool's own, as a share of the cores' time.
     shares = [
