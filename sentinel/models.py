@@ -31,7 +31,10 @@ class Origin:
     repository: str | None = None
     image: str | None = None
     layer: str | None = None
-    deleted_in_layer: str | None = None
+    layer_index: int | None = None  # 1-based, bottom layer first
+    created_by: str | None = None  # the history entry that made the layer (secrets redacted)
+    deleted_in_layer: str | None = None  # digest of the layer whose whiteout removes the file
+    deleted_in_layer_index: int | None = None
     namespace: str | None = None
     kind: str | None = None
     name: str | None = None

@@ -220,3 +220,67 @@ def scan_paths(paths: list[str], opts: ScanOptions, *, use_ignore: bool = True) 
         "skipped": dict(sorted(ws.skipped.items())),
     }
     return _finish(col, ruleset, started, stats)
+
+
+def scan_image(
+    target: str,
+    opts: ScanOptions,
+    *,
+    platform: str | None = None,
+    insecure: bool = False,
+    use_cache: bool = True,
+    max_layer_size: int | None = None,
+    timeout: float = 30.0,
+) -> ScanResult:
+    """Scan a container image: a docker archive, an OCI layout or a registry reference."""
+    import hashlib
+
+    from detectors.hsdb import default_cache_dir
+    from sentinel.sources import image
+    from sentinel.sources.layer_cache import LayerCache
+    from sentinel.sources.layers import Limits
+
+    started = time.monotonic()
+    ruleset = build_ruleset(opts)
+    spec = engine_spec(opts, ruleset)
+    col = Collector(opts, OccurrenceFactory(ruleset, spec.fingerprint_key), dedupe_history=False)
+    max_file = opts.max_file_size or opts.config.max_file_size
+    limits = Limits(max_file=max_file, **({"max_layer": max_layer_size} if max_layer_size else {}))
+    cache = None
+    if use_cache:
+        # everything that changes what the engine reports is part of a layer's cache key
+        settings = hashlib.sha256(
+            "|".join(
+                [
+                    ruleset.digest(),
+                    repr(spec.allowlist),
+                    str(spec.decode_depth),
+                    str(max_file),
+                ]
+            ).encode()
+        ).hexdigest()
+        cache = LayerCache(
+            Path(spec.cache_dir) if spec.cache_dir else default_cache_dir(), settings
+        )
+    ist = image.scan_images(
+        target,
+        spec,
+        platform=platform,
+        insecure=insecure,
+        limits=limits,
+        cache=cache,
+        jobs=opts.jobs,
+        timeout=timeout,
+        on_hit=col.add,
+    )
+    stats = {
+        "source": "image",
+        "images_scanned": ist.images,
+        "layers_scanned": ist.layers - ist.layers_cached,
+        "layers_cached": ist.layers_cached,
+        "files_scanned": ist.files,
+        "bytes_scanned": ist.bytes,
+        "skipped": dict(sorted(ist.skipped.items())),
+        "errors": ist.errors,
+    }
+    return _finish(col, ruleset, started, stats)

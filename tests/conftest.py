@@ -16,6 +16,8 @@ import pytest
 
 from detectors.validators import make_crc32_token
 
+pytest_plugins = ["tests.registry"]  # registry, registry_basic, registry_token
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT.parent / "shared" / "schemas"
 

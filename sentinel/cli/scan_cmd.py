@@ -96,6 +96,11 @@ def _closing_progress(opts):  # type: ignore[no-untyped-def]
 
 
 def emit(result, fmt: Format | None, output: Path | None, show_secrets: bool) -> None:  # type: ignore[no-untyped-def]
+    emit_only(result, fmt, output, show_secrets)
+    raise typer.Exit(1 if result.occurrences else 0)
+
+
+def emit_only(result, fmt: Format | None, output: Path | None, show_secrets: bool) -> None:  # type: ignore[no-untyped-def]
     from sentinel.errors import ConfigError
     from sentinel.report import render
 
@@ -111,7 +116,6 @@ def emit(result, fmt: Format | None, output: Path | None, show_secrets: bool) ->
                 render(result, chosen, fh, show_secrets=show_secrets)
         except OSError as exc:
             raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
-    raise typer.Exit(1 if result.occurrences else 0)
 
 
 @app.command("git")
@@ -181,4 +185,73 @@ def scan_path(
     opts = _options(paths[0], config, baseline, rules, jobs, max_file_size, progress, "files")
     with _closing_progress(opts):
         result = scanner.scan_paths([str(p) for p in paths], opts, use_ignore=not no_ignore)
+    emit(result, fmt, output, show_secrets)
+
+
+@app.command("image")
+def scan_image(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A docker save archive (.tar, .tar.gz), an OCI layout directory, or a "
+            "registry reference (host[:port]/name:tag or name@sha256:...)."
+        ),
+    ],
+    platform: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--platform", help="Only this platform of a multi-arch image, e.g. linux/amd64."
+        ),
+    ] = None,
+    insecure_registry: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-registry", help="Plain HTTP to the registry (loopback or private hosts)."
+        ),
+    ] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Scan every layer, even ones scanned clean before.")
+    ] = False,
+    max_layer_size: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--max-layer-size", help="Stop decompressing a layer past this (default 16GB)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=1, help="Seconds to wait for the registry per request."),
+    ] = 30.0,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    show_secrets: ShowOpt = False,
+    baseline: BaselineOpt = None,
+    config: ConfigOpt = None,
+    rules: RulesOpt = None,
+    jobs: JobsOpt = None,
+    max_file_size: MaxSizeOpt = None,
+) -> None:
+    """Scan every file of every layer (files a later layer deletes included: they are
+    still in the image) and the image config (Env, Labels, Cmd, Entrypoint, history)."""
+    from sentinel import config as config_mod
+    from sentinel import scanner
+
+    opts = _options(Path("."), config, baseline, rules, jobs, max_file_size, False, "image")
+    result = scanner.scan_image(
+        target,
+        opts,
+        platform=platform,
+        insecure=insecure_registry,
+        use_cache=not no_cache,
+        max_layer_size=config_mod.parse_size(max_layer_size, "--max-layer-size")
+        if max_layer_size
+        else None,
+        timeout=timeout,
+    )
+    errors = result.stats.get("errors") or []
+    if errors:
+        for e in errors:
+            print(f"sentinel: error: {e}", file=sys.stderr)
+        emit_only(result, fmt, output, show_secrets)
+        raise typer.Exit(2)
     emit(result, fmt, output, show_secrets)

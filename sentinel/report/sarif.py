@@ -41,6 +41,14 @@ def document(result: ScanResult, show_secrets: bool) -> dict[str, Any]:
         if where.commit:
             text += f" (introduced in commit {where.commit[:12]}"
             text += f" by {where.author})" if where.author else ")"
+        if where.image:
+            text += f" (image {where.image}"
+            text += f", layer {where.layer_index})" if where.layer_index else ", config)"
+        if where.deleted_in_layer_index:
+            text += (
+                f"; deleted in layer {where.deleted_in_layer_index}, but still retrievable "
+                "from the image by anyone who pulls it"
+            )
         props = {
             k: v
             for k, v in o.to_dict(show_secrets).items()

@@ -11,6 +11,7 @@ STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan
 
 def write_table(result: ScanResult, out: TextIO, show_secrets: bool) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(file=out, soft_wrap=False, width=None if out.isatty() else 160)
@@ -27,12 +28,18 @@ def write_table(result: ScanResult, out: TextIO, show_secrets: bool) -> None:
         for o in occs:
             loc = f"{o.origin.path}:{o.line}:{o.column}"
             commit = (o.origin.commit or "")[:10]
-            table.add_row(
+            if o.origin.layer_index:
+                loc += f" (layer {o.origin.layer_index})"
+            if o.origin.deleted_in_layer_index:
+                loc += (
+                    f", deleted in layer {o.origin.deleted_in_layer_index} but still in the image"
+                )
+            table.add_row(  # paths and values are text, never rich markup
                 f"[{STYLE[o.severity]}]{o.severity}[/]",
-                o.rule_id,
-                loc,
+                escape(o.rule_id),
+                escape(loc),
                 commit,
-                o.secret if show_secrets else o.redacted,
+                escape(o.secret if show_secrets else o.redacted),
             )
         console.print(table)
     s = result.stats

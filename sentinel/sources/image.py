@@ -1,0 +1,619 @@
+"""Container images: every file of every layer, deleted ones included, and the config.
+
+A target is a ``docker save`` archive (``.tar``, optionally gzipped), an OCI image
+layout directory, or a registry reference pulled over the distribution API. An
+index (multi-platform image) is scanned platform by platform, all of them unless one
+is asked for. Each layer is streamed once: decompressed on the fly, its tar walked,
+files handed in batches to the worker pool; every blob's digest is checked as it is
+read (a mismatch rejects the image). A file that a later layer whiteouts is still in
+the image for anyone who pulls it: its findings carry ``deleted_in_layer``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tarfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sentinel.models import Origin
+from sentinel.sources import oci
+from sentinel.sources.layer_cache import CleanLayer, LayerCache
+from sentinel.sources.layers import Decompressed, Limits, items
+from sentinel.sources.oci import Descriptor, ImageError
+
+BATCH_BYTES = 4 * 1024 * 1024
+TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+@dataclass
+class ImageStats:
+    images: int = 0
+    layers: int = 0
+    layers_cached: int = 0
+    files: int = 0
+    bytes: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+
+# -- targets ------------------------------------------------------------------------------------
+
+
+class Target:
+    """Where the image's JSON documents and blobs come from."""
+
+    name: str
+
+    def root(self) -> tuple[bytes, str, str | None]:
+        """(top manifest or index, its media type, its digest if known)."""
+        raise NotImplementedError
+
+    def blob(self, desc: Descriptor) -> IO[bytes]:
+        raise NotImplementedError
+
+    def manifest(self, desc: Descriptor) -> bytes:
+        return oci.read_verified(self.blob(desc), desc, f"{self.name}: manifest {desc.digest[:19]}")
+
+    def close(self) -> None:
+        pass
+
+
+class LayoutTarget(Target):
+    """An OCI image layout directory: ``index.json`` and ``blobs/<alg>/<hex>``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+        if not (path / "index.json").is_file():
+            raise ImageError(f"{path}: not an OCI image layout (no index.json)")
+
+    def root(self) -> tuple[bytes, str, str | None]:
+        try:
+            data = (self.path / "index.json").read_bytes()
+        except OSError as exc:
+            raise ImageError(f"{self.path}/index.json: {exc.strerror}") from None
+        return data, oci.OCI_INDEX, None
+
+    def blob(self, desc: Descriptor) -> IO[bytes]:
+        alg, _, hexd = oci.check_digest(desc.digest, self.name).partition(":")
+        path = self.path / "blobs" / alg / hexd
+        try:
+            return open(path, "rb")
+        except OSError:
+            raise ImageError(
+                f"{self.name}: blob {desc.digest[:19]}… is missing from the layout"
+            ) from None
+
+
+class ArchiveTarget(Target):
+    """A ``docker save`` archive: ``manifest.json`` naming the config and layer files
+    (classic ``<id>/layer.tar`` or, since Docker 25, an OCI layout's ``blobs/``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+        try:
+            self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed in close())
+            self.members = {
+                m.name.lstrip("./") if m.name.startswith("./") else m.name: m for m in self.tar
+            }
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ImageError(f"{path}: not a readable image archive ({exc})") from None
+        self._synthetic: dict[str, tuple[str, int]] = {}
+
+    def close(self) -> None:
+        self.tar.close()
+
+    def _member(self, name: str) -> IO[bytes]:
+        m = self.members.get(name) or self.members.get(posixpath.normpath(name))
+        if m is None or not m.isfile():
+            raise ImageError(f"{self.name}: {name[:100]!r} is missing from the archive")
+        fh = self.tar.extractfile(m)
+        if fh is None:
+            raise ImageError(f"{self.name}: {name[:100]!r} is not a file")
+        return fh
+
+    def root(self) -> tuple[bytes, str, str | None]:
+        if "manifest.json" not in self.members:
+            if "index.json" in self.members:
+                raise ImageError(
+                    f"{self.name}: an OCI layout packed as a tar without manifest.json; "
+                    "unpack it and scan the directory"
+                )
+            raise ImageError(f"{self.name}: not a docker save archive (no manifest.json)")
+        data = self._member("manifest.json").read(oci.MAX_JSON + 1)
+        try:
+            import json
+
+            entries = json.loads(data)
+        except ValueError as exc:
+            raise ImageError(f"{self.name}: manifest.json is not valid JSON: {exc}") from None
+        if not isinstance(entries, list) or not entries:
+            raise ImageError(f"{self.name}: manifest.json lists no image")
+        # one synthetic index over the archive's images; descriptors stand for files
+        manifests = []
+        for n, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get("Layers"), list):
+                raise ImageError(f"{self.name}: manifest.json entry {n} is malformed")
+            key = f"sha256:{n:064x}"
+            self._synthetic[key] = (str(entry.get("Config", "")), n)
+            tags = entry.get("RepoTags") or []
+            manifests.append(
+                {
+                    "mediaType": oci.OCI_MANIFEST,
+                    "digest": key,
+                    "size": 0,
+                    "annotations": {"org.opencontainers.image.ref.name": tags[0] if tags else ""},
+                }
+            )
+        self._entries = entries
+        import json
+
+        return json.dumps({"manifests": manifests}).encode(), oci.OCI_INDEX, None
+
+    def manifest(self, desc: Descriptor) -> bytes:
+        import json
+
+        config_path, n = self._synthetic[desc.digest]
+        entry = self._entries[n]
+        config_digest = self._digest_from_path(config_path)
+        config_data = self._member(config_path).read(oci.MAX_JSON + 1)
+        if len(config_data) > oci.MAX_JSON:
+            raise ImageError(f"{self.name}: {config_path} is too large for an image config")
+        actual = oci.digest_of(config_data)
+        if config_digest and config_digest != actual:
+            raise ImageError(f"{self.name}: {config_path} does not match its digest (rejected)")
+        config = oci.load_json(config_data, f"{self.name}: {config_path}")
+        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        layers = []
+        for i, layer_path in enumerate(entry["Layers"]):
+            digest = self._digest_from_path(str(layer_path))
+            if digest is None:  # classic layout: <id>/layer.tar, uncompressed: its diff_id
+                if i >= len(diff_ids):
+                    raise ImageError(f"{self.name}: layer {i} has no diff_id in the config")
+                digest = oci.check_digest(diff_ids[i], f"{self.name}: config")
+            member = self.members.get(str(layer_path))
+            size = member.size if member is not None else -1
+            layers.append(
+                {"mediaType": TAR_LAYER, "digest": digest, "size": size, "x-path": str(layer_path)}
+            )
+        return json.dumps(
+            {
+                "mediaType": oci.OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": actual,
+                    "size": len(config_data),
+                },
+                "layers": layers,
+                "x-paths": [str(p) for p in entry["Layers"]],
+                "x-config": config_path,
+            }
+        ).encode()
+
+    @staticmethod
+    def _digest_from_path(path: str) -> str | None:
+        parts = path.split("/")
+        if len(parts) == 3 and parts[0] == "blobs":
+            return oci.check_digest(f"{parts[1]}:{parts[2]}", path)
+        base = parts[-1]
+        if base.endswith(".json") and len(base) == 69:  # <hex>.json: the config's digest
+            return oci.check_digest(f"sha256:{base[:-5]}", path)
+        return None
+
+    def blob(self, desc: Descriptor) -> IO[bytes]:
+        path = desc.annotations.get("x-path")
+        if path is None:
+            alg, _, hexd = desc.digest.partition(":")
+            path = f"blobs/{alg}/{hexd}"
+        return self._member(path)
+
+
+class RegistryTarget(Target):
+    def __init__(self, text: str, insecure: bool, timeout: float) -> None:
+        from sentinel.sources.registry import RegistryClient, parse_reference
+
+        self.ref = parse_reference(text)
+        self.name = str(self.ref)
+        self.client = RegistryClient(self.ref, insecure=insecure, timeout=timeout)
+
+    def root(self) -> tuple[bytes, str, str | None]:
+        data, media_type = self.client.manifest(self.ref.reference)
+        if (
+            self.ref.digest
+            and oci.digest_of(data, self.ref.digest.split(":")[0]) != self.ref.digest
+        ):
+            raise ImageError(
+                f"{self.name}: the manifest does not match the digest asked for (rejected)"
+            )
+        return data, media_type, self.ref.digest
+
+    def manifest(self, desc: Descriptor) -> bytes:
+        data, _ = self.client.manifest(desc.digest)
+        if oci.digest_of(data, desc.digest.split(":")[0]) != desc.digest:
+            raise ImageError(
+                f"{self.name}: manifest {desc.digest[:19]}… does not match its digest (rejected)"
+            )
+        return data
+
+    def blob(self, desc: Descriptor) -> IO[bytes]:
+        return self.client.blob(desc)
+
+
+def open_target(text: str, *, insecure: bool = False, timeout: float = 30.0) -> Target:
+    path = Path(text)
+    if path.is_dir():
+        return LayoutTarget(path)
+    if path.is_file():
+        return ArchiveTarget(path)
+    if path.exists():
+        raise ImageError(f"{text}: neither an image archive nor an OCI layout directory")
+    if text.endswith((".tar", ".tar.gz", ".tgz")) or text.startswith(("/", "./", "../")):
+        raise ImageError(f"{text}: no such file")
+    return RegistryTarget(text, insecure, timeout)
+
+
+# -- scanning -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Hit:
+    layer: int
+    path: str
+    raw: Any
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image to scan: its name (with platform, for an index) and manifest."""
+
+    name: str
+    platform: str
+    manifest: oci.Manifest
+    doc: dict[str, Any]
+
+
+def images(target: Target, platform: str | None) -> Iterator[ImageSpec]:
+    """Every image the target holds (every platform of an index, nested indexes
+    followed), or only those of ``platform``."""
+    body, media_type, _ = target.root()
+    doc = oci.load_json(body, f"{target.name}: manifest")
+    seen: set[str] = set()
+    if oci.kind_of(doc, media_type) == "manifest":
+        single = _manifest_spec(target, target.name, "", doc, platform, seen)
+        if single is None:
+            have = ", ".join(sorted(p for p in seen if p)) or "unnamed"
+            raise ImageError(f"{target.name}: no {platform} image (it is {have})")
+        yield single
+        return
+    found = 0
+    for spec in _walk_index(target, doc, target.name, platform, seen, depth=0):
+        if spec is not None:
+            found += 1
+            yield spec
+    if not found:
+        if platform:
+            have = ", ".join(sorted(p for p in seen if p)) or "none named"
+            raise ImageError(f"{target.name}: no {platform} image (it has: {have})")
+        raise ImageError(f"{target.name}: the index lists no image")
+
+
+def _walk_index(
+    target: Target,
+    doc: dict[str, Any],
+    name: str,
+    platform: str | None,
+    seen: set[str],
+    depth: int,
+) -> Iterator[ImageSpec | None]:
+    if depth > 4:
+        raise ImageError(f"{target.name}: indexes nested more than 4 deep")
+    for d in oci.parse_index(doc, name):
+        if oci.is_attestation(d):
+            continue
+        if d.platform:
+            seen.add(oci.platform_name(d.platform))
+            if platform and not oci.platform_matches(d.platform, platform):
+                continue
+        ref_name = d.annotations.get("org.opencontainers.image.ref.name", "")
+        label = name if not ref_name or ref_name in name else f"{name} ({ref_name})"
+        data = target.manifest(d)
+        sub = oci.load_json(data, f"{target.name}: manifest {d.digest[:19]}")
+        if oci.kind_of(sub, d.media_type) == "index":
+            yield from _walk_index(target, sub, label, platform, seen, depth + 1)
+            continue
+        yield _manifest_spec(target, label, oci.platform_name(d.platform), sub, platform, seen)
+
+
+def _manifest_spec(
+    target: Target,
+    name: str,
+    platform_label: str,
+    doc: dict[str, Any],
+    platform: str | None,
+    seen: set[str],
+) -> ImageSpec | None:
+    manifest = oci.parse_manifest(doc, name)
+    if isinstance(target, ArchiveTarget):
+        # the synthetic manifest carries the path of each file in the archive
+        paths = doc.get("x-paths", [])
+        c = manifest.config
+        manifest = oci.Manifest(
+            Descriptor(c.media_type, c.digest, c.size, None, {"x-path": doc["x-config"]}),
+            tuple(
+                Descriptor(d2.media_type, d2.digest, d2.size, None, {"x-path": p})
+                for d2, p in zip(manifest.layers, paths, strict=False)
+            ),
+        )
+    if platform and not platform_label:
+        # no platform in the index entry: the config says what the image is for
+        config = oci.load_json(
+            oci.read_verified(target.blob(manifest.config), manifest.config, f"{name}: config"),
+            f"{name}: config",
+        )
+        p = {k: config.get(k) for k in ("os", "architecture", "variant") if config.get(k)}
+        seen.add(oci.platform_name(p))
+        if not oci.platform_matches(p, platform):
+            return None
+    return ImageSpec(name, platform_label, manifest, doc)
+
+
+def _history_for_layers(config: dict[str, Any], n_layers: int) -> list[str]:
+    """The ``created_by`` of the history entry that made each layer (entries marked
+    ``empty_layer`` made none)."""
+    out = []
+    for h in config.get("history") or []:
+        if isinstance(h, dict) and not h.get("empty_layer"):
+            out.append(str(h.get("created_by", "")))
+    return (out + [""] * n_layers)[:n_layers]
+
+
+def config_documents(config: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
+    """(path shown in reports, text) for every part of the config a secret hides in."""
+    c = config.get("config") or config.get("container_config") or {}
+    env = c.get("Env") or []
+    if env:
+        yield "config:Env", "\n".join(str(e) for e in env).encode()
+    labels = c.get("Labels") or {}
+    if isinstance(labels, dict) and labels:
+        yield "config:Labels", "\n".join(f"{k}={v}" for k, v in labels.items()).encode()
+    for key in ("Entrypoint", "Cmd"):
+        v = c.get(key)
+        if v:
+            yield (
+                f"config:{key}",
+                (" ".join(map(str, v)) if isinstance(v, list) else str(v)).encode(),
+            )
+    history = config.get("history") or []
+    if history:
+        yield (
+            "config:history",
+            "\n".join(
+                str(h.get("created_by", "")).replace("\n", " ") if isinstance(h, dict) else ""
+                for h in history
+            ).encode(),
+        )
+
+
+class _Pool:
+    """File batches to scan, in this process or in workers, with a bounded number in
+    flight (memory stays flat whatever the layer size)."""
+
+    def __init__(self, spec: Any, jobs: int | None) -> None:
+        from sentinel import scanning
+
+        self.n = scanning.workers(jobs)
+        self.pool = scanning.pool(spec, self.n) if self.n > 1 else None
+        if self.pool is None:
+            scanning.init_worker(spec)
+        self.inflight: list[Any] = []
+        self.done: list[tuple[tuple[int, str], list[Any]]] = []
+
+    def submit(self, batch: list[tuple[tuple[int, str], bytes]]) -> None:
+        if self.pool is None:
+            self.done.extend(scan_batch(batch))
+            return
+        while len(self.inflight) >= 2 * self.n:
+            self.done.extend(self.inflight.pop(0).get())
+        self.inflight.append(self.pool.apply_async(scan_batch, (batch,)))
+
+    def finish(self) -> list[tuple[tuple[int, str], list[Any]]]:
+        while self.inflight:
+            self.done.extend(self.inflight.pop(0).get())
+        out, self.done = self.done, []
+        return out
+
+    def close(self, ok: bool) -> None:
+        if self.pool is not None:
+            if ok:
+                self.pool.close()
+            else:
+                self.pool.terminate()
+            self.pool.join()
+
+
+def scan_batch(
+    batch: list[tuple[tuple[int, str], bytes]],
+) -> list[tuple[tuple[int, str], list[Any]]]:
+    """Worker: scan each file of a batch; the raw hits per (layer, path)."""
+    from sentinel.scanning import resolve, worker_engine
+    from sentinel.sources.sniff import is_binary
+
+    engine = worker_engine()
+    out = []
+    for key, data in batch:
+        if is_binary(data):
+            continue
+        matches = engine.scan(data)
+        if matches:
+            out.append((key, resolve(data, matches)))
+    return out
+
+
+def scan_images(
+    target_text: str,
+    spec: Any,
+    *,
+    platform: str | None,
+    insecure: bool,
+    limits: Limits,
+    cache: LayerCache | None,
+    jobs: int | None,
+    timeout: float,
+    on_hit: Callable[[Origin, Any], None],
+) -> ImageStats:
+    from sentinel.scanning import resolve
+
+    stats = ImageStats()
+    target = open_target(target_text, insecure=insecure, timeout=timeout)
+    pool: _Pool | None = None
+    ok = False
+    try:
+        engine = spec.build()  # the config is a few KB: scanned here
+        for img in images(target, platform):
+            stats.images += 1
+            label = f"{img.name} [{img.platform}]" if img.platform else img.name
+            config_data = oci.read_verified(
+                target.blob(img.manifest.config), img.manifest.config, f"{label}: config"
+            )
+            config = oci.load_json(config_data, f"{label}: config")
+            created_by = _history_for_layers(config, len(img.manifest.layers))
+            # config first: Env, Labels, Cmd/Entrypoint, history
+            secrets_in_history: list[Any] = []
+            for path, text in config_documents(config):
+                matches = engine.scan(text)
+                for h in resolve(text, matches) if matches else []:
+                    if path == "config:history":
+                        secrets_in_history.append(h)
+                    on_hit(Origin(source="image", path=path, image=label, object_type="config"), h)
+            layer_hits: list[_Hit] = []
+            removals: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
+            for i, desc in enumerate(img.manifest.layers):
+                stats.layers += 1
+                what = f"{label}: layer {i + 1} ({desc.digest[:19]}…)"
+                # keyed by the blob's own digest, which every read verifies: an image
+                # cannot claim a clean layer's name for different bytes
+                cached = cache.get(desc.digest) if cache is not None else None
+                if cached is not None:
+                    stats.layers_cached += 1
+                    removals.append((i, cached.whiteouts, cached.opaque))
+                    continue
+                if pool is None:
+                    pool = _Pool(spec, jobs)
+                found, clean = _scan_layer(target, desc, what, limits, pool, stats, i)
+                removals.append((i, clean.whiteouts, clean.opaque))
+                layer_hits.extend(found)
+                if not found and cache is not None:
+                    cache.put(desc.digest, clean)
+            for hit in layer_hits:
+                desc = img.manifest.layers[hit.layer]
+                deleted = _deleted_by(hit.path, hit.layer, removals)
+                origin = Origin(
+                    source="image",
+                    path=hit.path,
+                    image=label,
+                    layer=desc.digest,
+                    layer_index=hit.layer + 1,
+                    created_by=_redacted(created_by[hit.layer], secrets_in_history),
+                    deleted_in_layer=(
+                        img.manifest.layers[deleted].digest if deleted is not None else None
+                    ),
+                    deleted_in_layer_index=deleted + 1 if deleted is not None else None,
+                    object_type="file",
+                )
+                for raw in hit.raw:
+                    on_hit(origin, raw)
+        ok = True
+        return stats
+    finally:
+        if pool is not None:
+            pool.close(ok)
+        target.close()
+
+
+def _scan_layer(
+    target: Target,
+    desc: Descriptor,
+    what: str,
+    limits: Limits,
+    pool: _Pool,
+    stats: ImageStats,
+    index: int,
+) -> tuple[list[_Hit], CleanLayer]:
+    raw = target.blob(desc)
+    whiteouts: list[str] = []
+    opaque: list[str] = []
+    files = nbytes = 0
+    unsafe: list[str] = []
+    try:
+        stream = Decompressed(oci.Verified(raw, desc.digest, desc.size, what), limits, what)
+        batch: list[tuple[tuple[int, str], bytes]] = []
+        size = 0
+        for item in items(stream, limits, what):
+            if item.kind == "file":
+                files += 1
+                nbytes += item.size
+                batch.append(((index, item.path), item.data))
+                size += item.size
+                if size >= BATCH_BYTES:
+                    pool.submit(batch)
+                    batch, size = [], 0
+            elif item.kind == "whiteout":
+                whiteouts.append(item.path)
+            elif item.kind == "opaque":
+                opaque.append(item.path)
+            elif item.kind == "large":
+                stats.skipped["too_large"] += 1
+            elif item.kind == "unsafe":
+                stats.skipped["unsafe_path"] += 1
+                unsafe.append(f"{item.path} ({item.why})")
+            elif item.kind == "link":
+                stats.skipped["link"] += 1
+        if batch:
+            pool.submit(batch)
+        results = pool.finish()
+    finally:
+        raw.close()
+    if unsafe:
+        stats.errors.append(
+            f"{what}: {len(unsafe)} entr{'y' if len(unsafe) == 1 else 'ies'} with unsafe paths "
+            f"skipped (a crafted layer?): {', '.join(unsafe[:3])}{' …' if len(unsafe) > 3 else ''}"
+        )
+    stats.files += files
+    stats.bytes += nbytes
+    found = [_Hit(layer, path, hits) for (layer, path), hits in results]
+    return found, CleanLayer(tuple(whiteouts), tuple(opaque), files, nbytes)
+
+
+def _deleted_by(
+    path: str, layer: int, removals: list[tuple[int, tuple[str, ...], tuple[str, ...]]]
+) -> int | None:
+    """The first layer above ``layer`` that whiteouts ``path`` (or a directory holding
+    it), or makes a directory holding it opaque."""
+    for i, whiteouts, opaque in removals:
+        if i <= layer:
+            continue
+        for w in whiteouts:
+            if path == w or path.startswith(w + "/"):
+                return i
+        for d in opaque:
+            if d == "" or path.startswith(d + "/"):
+                return i
+    return None
+
+
+def _redacted(text: str, hits: list[Any]) -> str | None:
+    """A history line as shown in a report: any secret found in the history replaced
+    by its redacted preview."""
+    if not text:
+        return None
+    from sentinel.fingerprint import redact
+
+    for h in hits:
+        if h.secret and h.secret in text:
+            text = text.replace(h.secret, redact(h.secret))
+    return text[:300]
