@@ -188,6 +188,17 @@ def test_every_local_form_gives_the_same_findings(
     assert summary(doc) == summary(reference_doc)
 
 
+def test_classic_archive_with_a_repeated_layer(tmp_path: Path) -> None:
+    """docker save stores a layer that appears twice once, and links to it."""
+    same = ib.Layer([ib.Entry("etc/token.env", f"T={token('ghp', 305)}\n".encode())])
+    image = ib.build_image([same, ib.Layer([ib.Entry("x.txt", b"x\n")]), same])
+    path = tmp_path / "rep.tar"
+    ib.write_docker_archive(path, image, flavour="classic")
+    rc, doc, err = scan(str(path), "--no-cache")
+    assert rc == 1, err
+    assert sorted(f["layer_index"] for f in doc["findings"]) == [1, 3]
+
+
 @pytest.mark.parametrize("mode", ["registry", "registry_basic", "registry_token"])
 def test_registry_pull_gives_the_same_findings(
     mode: str, request: pytest.FixtureRequest, reference_doc: dict[str, Any]

@@ -108,8 +108,17 @@ class ArchiveTarget(Target):
     def close(self) -> None:
         self.tar.close()
 
-    def _member(self, name: str) -> IO[bytes]:
+    def _resolve(self, name: str) -> tarfile.TarInfo | None:
         m = self.members.get(name) or self.members.get(posixpath.normpath(name))
+        for _ in range(8):  # docker save writes a repeated layer as a symlink to the first
+            if m is None or not m.issym():
+                break
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(m.name), m.linkname))
+            m = self.members.get(target)
+        return m
+
+    def _member(self, name: str) -> IO[bytes]:
+        m = self._resolve(name)
         if m is None or not m.isfile():
             raise ImageError(f"{self.name}: {name[:100]!r} is missing from the archive")
         fh = self.tar.extractfile(m)
@@ -176,7 +185,7 @@ class ArchiveTarget(Target):
                 if i >= len(diff_ids):
                     raise ImageError(f"{self.name}: layer {i} has no diff_id in the config")
                 digest = oci.check_digest(diff_ids[i], f"{self.name}: config")
-            member = self.members.get(str(layer_path))
+            member = self._resolve(str(layer_path))
             size = member.size if member is not None else -1
             layers.append(
                 {"mediaType": TAR_LAYER, "digest": digest, "size": size, "x-path": str(layer_path)}
