@@ -5,8 +5,8 @@
 
 writes into OUT_DIR:
 
-  big.tar             one image as ``docker save`` (classic flavour: ``<id>/layer.tar``,
-                      uncompressed) with five layers:
+  big.tar             one image as ``docker save`` (default: Docker 25+ format, gzip
+                      layers; --big-flavour classic for ``<id>/layer.tar``) with five layers:
                         1  /usr/lib/python3* and /usr/share/doc
                         2  /usr/share/locale
                         3  the sqlalchemy checkout (bench/work/sqlalchemy, without .git/)
@@ -587,6 +587,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-mb", type=float, default=450, help="file bytes read in all (default 450)")
     p.add_argument("--shared", type=int, default=10, help="number of shared-N.tar (default 10)")
     p.add_argument("--shared-flavour", choices=("oci", "classic"), default="oci")
+    p.add_argument(
+        "--big-flavour",
+        choices=("oci", "classic"),
+        default="oci",
+        help="docker save format of big.tar (default oci: what Docker 25+ writes; "
+        "Kingfisher 2.14 reads only that one)",
+    )
     p.add_argument("--compression", choices=("gzip", "zstd", "none"), default="gzip")
     p.add_argument("--level", type=int, default=None, help="gzip 1-9 (6), zstd 1-22 (3)")
     p.add_argument("--sqlalchemy", type=Path, default=SQLALCHEMY)
@@ -652,12 +659,15 @@ def main(argv: list[str] | None = None) -> int:
             [*base, planted, removal], [{"created_by": "ENV APP_ENV=production"}], args.tag
         )
         t = time.monotonic()
-        write_classic(out / "big.tar", big, args.tag)
+        if args.big_flavour == "classic":
+            write_classic(out / "big.tar", big, args.tag)
+        else:
+            write_oci_flavour(out / "big.tar", big, args.tag)
         total_tar = sum(layer.tar_size for layer in big.layers)
         say(
             f"wrote {out / 'big.tar'}  {human((out / 'big.tar').stat().st_size)}"
             f"  ({len(big.layers)} layers, {human(total_tar)} uncompressed;"
-            f" classic docker save)  [{time.monotonic() - t:.1f} s]"
+            f" {args.big_flavour} docker save)  [{time.monotonic() - t:.1f} s]"
         )
 
         for n in range(args.shared):

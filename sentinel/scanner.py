@@ -231,11 +231,14 @@ def scan_image(
     use_cache: bool = True,
     max_layer_size: int | None = None,
     timeout: float = 30.0,
+    need_values: bool = False,
 ) -> ScanResult:
-    """Scan a container image: a docker archive, an OCI layout or a registry reference."""
+    """Scan a container image: a docker archive, an OCI layout or a registry reference.
+    ``need_values``: secret values will be printed (the layer cache has none)."""
     import hashlib
 
     from detectors.hsdb import default_cache_dir
+    from sentinel.fingerprint import key_id
     from sentinel.sources import image
     from sentinel.sources.layer_cache import LayerCache
     from sentinel.sources.layers import Limits
@@ -253,6 +256,7 @@ def scan_image(
             "|".join(
                 [
                     ruleset.digest(),
+                    key_id(spec.fingerprint_key),  # cached hits carry fingerprints
                     repr(spec.allowlist),
                     str(spec.decode_depth),
                     str(max_file),
@@ -272,6 +276,7 @@ def scan_image(
         jobs=opts.jobs,
         timeout=timeout,
         on_hit=col.add,
+        need_values=need_values,
     )
     stats = {
         "source": "image",

@@ -63,6 +63,23 @@ class RawHit:
     decoded: str
 
 
+@dataclass(frozen=True, slots=True)
+class KnownHit:
+    """A hit remembered without its value (from the image layer cache): the keyed
+    fingerprint and redacted preview stand in for the secret."""
+
+    rule_id: str
+    fingerprint: str
+    redacted: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    entropy: float
+    decoded: str = ""
+    secret: str = ""
+
+
 def resolve(data: bytes, matches: Iterable[Match]) -> list[RawHit]:
     out = []
     for m in matches:
@@ -90,15 +107,19 @@ class OccurrenceFactory:
         self.rules = {r.id: r for r in ruleset}
         self.key = key
 
-    def make(self, hit: RawHit, origin: Origin) -> Occurrence:
+    def make(self, hit: RawHit | KnownHit, origin: Origin) -> Occurrence:
         rule = self.rules[hit.rule_id]
+        if isinstance(hit, KnownHit):
+            fp, preview = hit.fingerprint, hit.redacted
+        else:
+            fp, preview = fingerprint(hit.secret.encode(), self.key), redact(hit.secret)
         return Occurrence(
             rule_id=rule.id,
             description=rule.description,
             severity=rule.severity,
             confidence=rule.confidence,
-            fingerprint=fingerprint(hit.secret.encode(), self.key),
-            redacted=redact(hit.secret),
+            fingerprint=fp,
+            redacted=preview,
             origin=origin,
             line=hit.line,
             column=hit.column,

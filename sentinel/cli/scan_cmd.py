@@ -247,6 +247,7 @@ def scan_image(
         if max_layer_size
         else None,
         timeout=timeout,
+        need_values=show_secrets,
     )
     errors = result.stats.get("errors") or []
     if errors:

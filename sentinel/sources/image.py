@@ -474,8 +474,11 @@ def scan_images(
     jobs: int | None,
     timeout: float,
     on_hit: Callable[[Origin, Any], None],
+    need_values: bool = False,
 ) -> ImageStats:
-    from sentinel.scanning import resolve
+    """``need_values``: the caller prints secret values, which the layer cache does not
+    hold: layers with findings are read again."""
+    from sentinel.scanning import KnownHit, resolve
 
     stats = ImageStats()
     target = open_target(target_text, insecure=insecure, timeout=timeout)
@@ -507,17 +510,23 @@ def scan_images(
                 # keyed by the blob's own digest, which every read verifies: an image
                 # cannot claim a clean layer's name for different bytes
                 cached = cache.get(desc.digest) if cache is not None else None
-                if cached is not None:
+                if cached is not None and not (need_values and cached.hits):
                     stats.layers_cached += 1
                     removals.append((i, cached.whiteouts, cached.opaque))
+                    by_path: dict[str, list[Any]] = {}
+                    for h in cached.hits:
+                        by_path.setdefault(str(h["path"]), []).append(
+                            KnownHit(**{k: v for k, v in h.items() if k != "path"})  # type: ignore[arg-type]
+                        )
+                    layer_hits.extend(_Hit(i, p, hs) for p, hs in by_path.items())
                     continue
                 if pool is None:
                     pool = _Pool(spec, jobs)
                 found, clean = _scan_layer(target, desc, what, limits, pool, stats, i)
                 removals.append((i, clean.whiteouts, clean.opaque))
                 layer_hits.extend(found)
-                if not found and cache is not None:
-                    cache.put(desc.digest, clean)
+                if cache is not None:
+                    cache.put(desc.digest, _with_known_hits(clean, found, spec.fingerprint_key))
             for hit in layer_hits:
                 desc = img.manifest.layers[hit.layer]
                 deleted = _deleted_by(hit.path, hit.layer, removals)
@@ -596,6 +605,31 @@ def _scan_layer(
     stats.bytes += nbytes
     found = [_Hit(layer, path, hits) for (layer, path), hits in results]
     return found, CleanLayer(tuple(whiteouts), tuple(opaque), files, nbytes)
+
+
+def _with_known_hits(layer: CleanLayer, found: list[_Hit], key: bytes) -> CleanLayer:
+    """The layer's cache record: each hit by fingerprint and preview, never its value."""
+    from dataclasses import replace
+
+    from sentinel.fingerprint import fingerprint, redact
+
+    hits = tuple(
+        {
+            "path": h.path,
+            "rule_id": r.rule_id,
+            "fingerprint": fingerprint(r.secret.encode(), key),
+            "redacted": redact(r.secret),
+            "line": r.line,
+            "column": r.column,
+            "end_line": r.end_line,
+            "end_column": r.end_column,
+            "entropy": r.entropy,
+            "decoded": r.decoded,
+        }
+        for h in found
+        for r in h.raw
+    )
+    return replace(layer, hits=hits)
 
 
 def _deleted_by(

@@ -3,9 +3,10 @@
 A layer is named by the digest of its blob as stored (checked on every read, so a
 crafted manifest cannot borrow a clean layer's name), and an entry is valid only for the exact
 detection settings it was made under (rules, allowlists, decoding depth, file size
-limit), which are part of the key. Only layers in which the engine found nothing are
-recorded, with what later layers need from them (their whiteouts): no secret, not
-even a fingerprint, is ever written here. A layer with findings is scanned again.
+limit), which are part of the key. A record holds what later layers and the report
+need: the layer's whiteouts and, for each hit, its rule, position, keyed fingerprint
+and redacted preview, never the value (a scan asked to print values, with
+``--show-secrets``, reads such a layer again).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class CleanLayer:
     opaque: tuple[str, ...]
     files: int
     bytes: int
+    hits: tuple[dict[str, object], ...] = ()  # path, rule_id, fingerprint, redacted, position
 
 
 class LayerCache:
@@ -42,7 +44,11 @@ class LayerCache:
             if doc.get("digest") != digest:
                 return None
             return CleanLayer(
-                tuple(doc["whiteouts"]), tuple(doc["opaque"]), int(doc["files"]), int(doc["bytes"])
+                tuple(doc["whiteouts"]),
+                tuple(doc["opaque"]),
+                int(doc["files"]),
+                int(doc["bytes"]),
+                tuple(doc.get("hits", ())),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -57,6 +63,7 @@ class LayerCache:
             "opaque": list(layer.opaque),
             "files": layer.files,
             "bytes": layer.bytes,
+            "hits": list(layer.hits),
         }
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
