@@ -11,6 +11,7 @@ the image for anyone who pulls it: its findings carry ``deleted_in_layer``.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import tarfile
 from collections import Counter
@@ -98,9 +99,7 @@ class ArchiveTarget(Target):
         self.name = str(path)
         try:
             self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed in close())
-            self.members = {
-                m.name.lstrip("./") if m.name.startswith("./") else m.name: m for m in self.tar
-            }
+            self.members = {m.name.removeprefix("./"): m for m in self.tar}
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise ImageError(f"{path}: not a readable image archive ({exc})") from None
         self._synthetic: dict[str, tuple[str, int]] = {}
@@ -136,8 +135,6 @@ class ArchiveTarget(Target):
             raise ImageError(f"{self.name}: not a docker save archive (no manifest.json)")
         data = self._member("manifest.json").read(oci.MAX_JSON + 1)
         try:
-            import json
-
             entries = json.loads(data)
         except ValueError as exc:
             raise ImageError(f"{self.name}: manifest.json is not valid JSON: {exc}") from None
@@ -160,13 +157,9 @@ class ArchiveTarget(Target):
                 }
             )
         self._entries = entries
-        import json
-
         return json.dumps({"manifests": manifests}).encode(), oci.OCI_INDEX, None
 
     def manifest(self, desc: Descriptor) -> bytes:
-        import json
-
         config_path, n = self._synthetic[desc.digest]
         entry = self._entries[n]
         config_digest = self._digest_from_path(config_path)
