@@ -35,6 +35,8 @@ class Origin:
     created_by: str | None = None  # the history entry that made the layer (secrets redacted)
     deleted_in_layer: str | None = None  # digest of the layer whose whiteout removes the file
     deleted_in_layer_index: int | None = None
+    cluster: str | None = None  # kube context of a live cluster
+    document: int | None = None  # 1-based document of a multi-document YAML file
     namespace: str | None = None
     kind: str | None = None
     name: str | None = None

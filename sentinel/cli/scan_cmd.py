@@ -256,3 +256,79 @@ def scan_image(
         emit_only(result, fmt, output, show_secrets)
         raise typer.Exit(2)
     emit(result, fmt, output, show_secrets)
+
+
+@app.command("k8s")
+def scan_k8s(
+    paths: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(help="Manifests, directories, Helm charts, or - for stdin."),
+    ] = None,
+    cluster: Annotated[
+        bool, typer.Option("--cluster", help="Scan a live cluster through its API.")
+    ] = False,
+    kubeconfig: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--kubeconfig",
+            help="Kubeconfig file (default: $KUBECONFIG or ~/.kube/config; in a pod: its service account).",
+        ),
+    ] = None,
+    context: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--context", help="Kubeconfig context (default: the current one)."),
+    ] = None,
+    namespace: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--namespace", "-n", help="Only this namespace (repeatable; default: all)."),
+    ] = None,
+    include_secrets: Annotated[
+        bool,
+        typer.Option("--include-secrets", help="Also list Secrets (provider rules only)."),
+    ] = False,
+    page_size: Annotated[
+        int, typer.Option("--page-size", min=1, max=5000, help="Objects per list request.")
+    ] = 500,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds to wait for the API server.")
+    ] = 30.0,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    show_secrets: ShowOpt = False,
+    baseline: BaselineOpt = None,
+    config: ConfigOpt = None,
+    rules: RulesOpt = None,
+    max_file_size: MaxSizeOpt = None,
+) -> None:
+    """Scan Kubernetes ConfigMaps, Secrets and workload env values: manifests on disk
+    (multi-document YAML, JSON, List kinds, Helm charts, kustomize output on stdin) or
+    a live cluster (--cluster)."""
+    from sentinel import scanner
+    from sentinel.errors import ConfigError
+    from sentinel.sources.k8s import ClusterOptions
+
+    if not paths and not cluster:
+        raise ConfigError("give manifests to scan (or - for stdin), or --cluster")
+    opts = _options(Path("."), config, baseline, rules, None, max_file_size, False, "k8s")
+    result = scanner.scan_k8s(
+        list(paths or []),
+        opts,
+        cluster=ClusterOptions(
+            kubeconfig=kubeconfig,
+            context=context,
+            namespaces=tuple(namespace or ()),
+            include_secrets=include_secrets,
+            page_size=page_size,
+            timeout=timeout,
+        )
+        if cluster
+        else None,
+        stdin=sys.stdin.buffer,
+    )
+    errors = result.stats.get("errors") or []
+    if errors:
+        for e in errors:
+            print(f"sentinel: error: {e}", file=sys.stderr)
+        emit_only(result, fmt, output, show_secrets)
+        raise typer.Exit(2)
+    emit(result, fmt, output, show_secrets)

@@ -28,6 +28,11 @@ def write_table(result: ScanResult, out: TextIO, show_secrets: bool) -> None:
         for o in occs:
             loc = f"{o.origin.path}:{o.line}:{o.column}"
             commit = (o.origin.commit or "")[:10]
+            if o.origin.kind and o.origin.source == "k8s":
+                where = "/".join(x for x in (o.origin.namespace, o.origin.name) if x)
+                loc += f" ({o.origin.kind} {where}" + (
+                    f", key {o.origin.key})" if o.origin.key else ")"
+                )
             if o.origin.layer_index:
                 loc += f" (layer {o.origin.layer_index})"
             if o.origin.deleted_in_layer_index:
