@@ -465,7 +465,10 @@ def scan_cluster(opts: ClusterOptions, scanner: ValueScanner, stats: KubeStats) 
                         if not token:
                             break
                 except ApiException as exc:
-                    stats.errors.append(f"{where}: {_api_error(exc)}")
+                    msg = _api_error(exc)
+                    if exc.status == 403 and ns is None:
+                        msg += "; or pass --namespace for the namespaces it may list"
+                    stats.errors.append(f"{where}: {msg}")
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     stats.errors.append(
                         f"{where}: the API server sent something else than JSON ({exc})"
@@ -506,7 +509,7 @@ def _api_error(exc: Any) -> str:
 def _transport_error(exc: BaseException, timeout: float) -> str:
     text = f"{type(exc).__name__}: {exc}"
     if "timed out" in text.lower() or "timeout" in type(exc).__name__.lower():
-        return f"no answer within {timeout:g} s"
+        return f"no answer within {timeout:g} s (tried 4 times)"
     if "refused" in text.lower():
         return "connection refused"
     return text.splitlines()[0][:200]
