@@ -96,7 +96,15 @@ def _closing_progress(opts):  # type: ignore[no-untyped-def]
 
 
 def emit(result, fmt: Format | None, output: Path | None, show_secrets: bool) -> None:  # type: ignore[no-untyped-def]
+    """Write the report, then exit: 2 if the scan met errors it went past (each named
+    on stderr: a crafted layer entry, a YAML bomb, a forbidden namespace ...), else 1
+    with findings, 0 without."""
     emit_only(result, fmt, output, show_secrets)
+    errors = result.stats.get("errors") or []
+    for e in errors:
+        print(f"sentinel: error: {e}", file=sys.stderr)
+    if errors:
+        raise typer.Exit(2)
     raise typer.Exit(1 if result.occurrences else 0)
 
 
@@ -249,12 +257,6 @@ def scan_image(
         timeout=timeout,
         need_values=show_secrets,
     )
-    errors = result.stats.get("errors") or []
-    if errors:
-        for e in errors:
-            print(f"sentinel: error: {e}", file=sys.stderr)
-        emit_only(result, fmt, output, show_secrets)
-        raise typer.Exit(2)
     emit(result, fmt, output, show_secrets)
 
 
@@ -325,10 +327,4 @@ def scan_k8s(
         else None,
         stdin=sys.stdin.buffer,
     )
-    errors = result.stats.get("errors") or []
-    if errors:
-        for e in errors:
-            print(f"sentinel: error: {e}", file=sys.stderr)
-        emit_only(result, fmt, output, show_secrets)
-        raise typer.Exit(2)
     emit(result, fmt, output, show_secrets)
