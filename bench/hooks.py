@@ -365,9 +365,15 @@ def main() -> int:
         doc["pre_commit"] = bench_precommit(args)
     if args.workload in ("pre-receive", "all"):
         doc["pre_receive"] = bench_prereceive(args)
-    doc["markdown"] = markdown(doc)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"{dt.date.today().isoformat()}-hooks.json"
+    if args.workload != "all" and out.exists():
+        # one workload rerun: keep the other's figures from earlier today
+        earlier = json.loads(out.read_text())
+        for key in ("pre_commit", "pre_receive"):
+            if key not in doc and key in earlier:
+                doc[key] = earlier[key]
+    doc["markdown"] = markdown(doc)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(doc["markdown"])
     log(f"wrote {out}")
