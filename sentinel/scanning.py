@@ -100,6 +100,17 @@ def resolve(data: bytes, matches: Iterable[Match]) -> list[RawHit]:
     return out
 
 
+def text_hits(engine: Engine, data: bytes) -> list[RawHit]:
+    """The engine's hits in ``data``, positions resolved; none in binary content (git's
+    rule: a NUL in the first 8000 bytes)."""
+    from sentinel.sources.sniff import is_binary
+
+    if is_binary(data):
+        return []
+    matches = engine.scan(data)
+    return resolve(data, matches) if matches else []
+
+
 class OccurrenceFactory:
     """Attaches rule metadata, fingerprint and redaction to raw hits."""
 

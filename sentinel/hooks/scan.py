@@ -42,17 +42,14 @@ class HookScanner:
 
     def scan(self, data: bytes, origin: Origin) -> list[Occurrence]:
         """The occurrences in ``data`` that no allowlist or baseline suppresses."""
-        from sentinel.scanning import resolve
+        from sentinel.scanning import text_hits
         from sentinel.sources.sniff import is_binary
 
         if is_binary(data):
             self.collector.suppressed["binary"] += 1
             return []
-        matches = self.engine.scan(data)
-        if not matches:
-            return []
         kept = []
-        for hit in resolve(data, matches):
+        for hit in text_hits(self.engine, data):
             occ = self.collector.add(origin, hit)
             if occ is not None:
                 kept.append(occ)

@@ -276,7 +276,6 @@ class ImageSpec:
     name: str
     platform: str
     manifest: oci.Manifest
-    doc: dict[str, Any]
 
 
 def images(target: Target, platform: str | None) -> Iterator[ImageSpec]:
@@ -361,7 +360,7 @@ def _manifest_spec(
         seen.add(oci.platform_name(p))
         if not oci.platform_matches(p, platform):
             return None
-    return ImageSpec(name, platform_label, manifest, doc)
+    return ImageSpec(name, platform_label, manifest)
 
 
 def _history_for_layers(config: dict[str, Any], n_layers: int) -> list[str]:
@@ -442,17 +441,14 @@ def scan_batch(
     batch: list[tuple[tuple[int, str], bytes]],
 ) -> list[tuple[tuple[int, str], list[Any]]]:
     """Worker: scan each file of a batch; the raw hits per (layer, path)."""
-    from sentinel.scanning import resolve, worker_engine
-    from sentinel.sources.sniff import is_binary
+    from sentinel.scanning import text_hits, worker_engine
 
     engine = worker_engine()
     out = []
     for key, data in batch:
-        if is_binary(data):
-            continue
-        matches = engine.scan(data)
-        if matches:
-            out.append((key, resolve(data, matches)))
+        hits = text_hits(engine, data)
+        if hits:
+            out.append((key, hits))
     return out
 
 
@@ -471,7 +467,7 @@ def scan_images(
 ) -> ImageStats:
     """``need_values``: the caller prints secret values, which the layer cache does not
     hold: layers with findings are read again."""
-    from sentinel.scanning import KnownHit, resolve
+    from sentinel.scanning import KnownHit, text_hits
 
     stats = ImageStats()
     target = open_target(target_text, insecure=insecure, timeout=timeout)
@@ -490,8 +486,7 @@ def scan_images(
             # config first: Env, Labels, Cmd/Entrypoint, history
             secrets_in_history: list[Any] = []
             for path, text in config_documents(config):
-                matches = engine.scan(text)
-                for h in resolve(text, matches) if matches else []:
+                for h in text_hits(engine, text):
                     if path == "config:history":
                         secrets_in_history.append(h)
                     on_hit(Origin(source="image", path=path, image=label, object_type="config"), h)

@@ -239,15 +239,9 @@ class ValueScanner:
         self.on_hit = on_hit
 
     def scan_value(self, v: Value, origin: Origin) -> None:
-        from sentinel.scanning import resolve
-        from sentinel.sources.sniff import is_binary
+        from sentinel.scanning import text_hits
 
-        if is_binary(v.data):
-            return
-        matches = self.engine.scan(v.data)
-        if not matches:
-            return
-        for hit in resolve(v.data, matches):
+        for hit in text_hits(self.engine, v.data):
             if v.provider_only and hit.rule_id in self.generic:
                 continue
             self.on_hit(origin, hit)
@@ -288,8 +282,6 @@ def scan_documents(
     where: str,
     scanner: ValueScanner,
     stats: KubeStats,
-    *,
-    live_context: str | None = None,
 ) -> None:
     try:
         for n, doc in documents(text, where):
@@ -315,7 +307,6 @@ def scan_object(
     def error(msg: str) -> None:
         stats.errors.append(f"{where}: {msg}")
 
-    base = None
     for v in values_of(obj, live=live, on_error=error):
         stats.values += 1
         stats.bytes += len(v.data)
@@ -329,7 +320,6 @@ def scan_object(
             cluster=cluster,
             document=document,
         )
-        base = base or origin
         scanner.scan_value(v, origin)
     if not live and obj.get("kind") == "Secret":
         meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}

@@ -105,10 +105,6 @@ class Decompressed:
         self._pending = head if self._mode != "zstd" else b""
 
     @property
-    def compression(self) -> str:
-        return self._mode
-
-    @property
     def decompressed(self) -> int:
         return self._out
 

@@ -186,11 +186,6 @@ class Verified:
         if self._hash.hexdigest() != self._hex:
             raise ImageError(f"{self._what}: content does not match its digest (rejected)")
 
-    def drain(self) -> None:
-        """Read to the end (so the digest is checked) and discard."""
-        while self.read(1 << 20):
-            pass
-
     def readable(self) -> bool:
         return True
 
