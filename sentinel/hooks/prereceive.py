@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -202,8 +203,6 @@ class _Deadline:
 
 
 def _git_in_time(git_dir: str, deadline: _Deadline, doing: str, *args: str, **kw: Any) -> Any:
-    import subprocess
-
     left = deadline.left()
     if left <= 0:
         deadline.check(doing)
@@ -243,35 +242,16 @@ def scan_push(
         if line.endswith(" missing"):
             raise SourceError(f"pushed object {line.split()[0]} is not in the repository")
     revs = [*tips, "--not", "--all"]
-    listed = _git_in_time(
-        git_dir,
-        deadline,
-        "listing the pushed objects",
-        "rev-list",
-        "--objects",
-        "--no-object-names",
-        *revs,
-    )
-    if listed.returncode != 0:
-        raise SourceError(f"git cannot list the pushed objects: {gitio.first_line(listed.stderr)}")
-    if not listed.stdout.strip():
+    # the history scan's own listing, over what no existing ref reaches
+    deadline.check("listing the pushed objects")
+    try:
+        lines = gs.list_objects(git_dir, revs, timeout=deadline.left())
+    except subprocess.TimeoutExpired:
+        raise BudgetExceeded(
+            f"the {deadline.budget:g} s time budget ran out while listing the pushed objects"
+        ) from None
+    if not lines:
         return result  # a deletion, a new name for existing commits, a rewind
-    typed = _git_in_time(
-        git_dir,
-        deadline,
-        "listing the pushed objects",
-        "cat-file",
-        "--batch-check=%(objecttype) %(objectname) %(objectsize) %(deltabase)",
-        input=listed.stdout,
-    )
-    if typed.returncode != 0:
-        raise SourceError(f"git cannot read the pushed objects: {gitio.first_line(typed.stderr)}")
-    missing = gs._MISSING.search(typed.stdout)
-    if missing is not None:
-        raise SourceError(
-            f"object {missing.group(1).decode()} is missing (a shallow or corrupt repository?)"
-        )
-    lines = [ln for ln in typed.stdout.split(b"\n") if ln[:1] in (b"b", b"c") or ln[:4] == b"tag "]
 
     config = config_mod.load(cfg.config) if cfg.config else config_mod.Config()
     key = fingerprint_key()

@@ -109,22 +109,25 @@ def tips(git_dir: str, branch: str | None, since: str | None) -> list[str]:
 _MISSING = re.compile(rb"^(\S+) missing$", re.MULTILINE)  # printed whatever the format
 
 
-def list_objects(git_dir: str, revs: list[str] | None) -> list[bytes]:
+def list_objects(git_dir: str, revs: list[str] | None, timeout: float | None = None) -> list[bytes]:
     """Blobs, commits and tags to scan, as git lists them:
     ``b"<type> <sha> <size> <delta base or zeros>"`` lines. ``revs`` None means every
     object in the repository.
 
     The lines stay bytes: sqlalchemy lists 114k of them, and turning each into a tuple
     of str and int in the parent process was a fifth of a second before any worker
-    could start. Workers split their own shard's lines."""
+    could start. Workers split their own shard's lines. ``timeout`` bounds each git
+    call (``subprocess.TimeoutExpired`` past it)."""
     fmt = "--batch-check=%(objecttype) %(objectname) %(objectsize) %(deltabase)"
     if revs is None:
-        res = _git(git_dir, "cat-file", "--batch-all-objects", fmt, "--unordered")
+        res = _git(git_dir, "cat-file", "--batch-all-objects", fmt, "--unordered", timeout=timeout)
     else:
-        rl = _git(git_dir, "rev-list", "--objects", "--no-object-names", *revs)
+        rl = _git(git_dir, "rev-list", "--objects", "--no-object-names", *revs, timeout=timeout)
         if rl.returncode != 0:
             raise CorruptRepository(f"git rev-list failed: {_first_error_line(rl.stderr)}")
-        res = _git(git_dir, "cat-file", fmt, input=rl.stdout)
+        if not rl.stdout.strip():
+            return []
+        res = _git(git_dir, "cat-file", fmt, input=rl.stdout, timeout=timeout)
     if res.returncode != 0:
         raise CorruptRepository(f"git cannot list objects: {_first_error_line(res.stderr)}")
     missing = _MISSING.search(res.stdout)
