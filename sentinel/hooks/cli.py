@@ -51,24 +51,10 @@ def _run(hook: str, file: str | None) -> int:
 
     try:
         if hook == "pre-commit":
-            import subprocess
+            from sentinel.hooks import start_staged_reads
 
-            from sentinel.hooks import STAGED_DIFF
-
-            # git computes the staged diff on the other core while Python loads the rules
             try:
-                diff = subprocess.Popen(
-                    STAGED_DIFF,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                )
-                cat = subprocess.Popen(
-                    ["git", "cat-file", "--batch"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                )
+                diff, cat = start_staged_reads()
             except FileNotFoundError:
                 print("sentinel: error: git is not installed or not on PATH", file=sys.stderr)
                 return 2

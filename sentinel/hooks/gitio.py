@@ -186,11 +186,11 @@ def read_blobs(
 
 def cat_file(git_dir: str | None = None) -> subprocess.Popen[bytes]:
     """A ``git cat-file --batch`` waiting for object names on stdin."""
-    argv = ["git", *([f"--git-dir={git_dir}"] if git_dir else []), "cat-file", "--batch"]
+    from sentinel.hooks import CAT_FILE, spawn
+
+    argv = [CAT_FILE[0], *([f"--git-dir={git_dir}"] if git_dir else []), *CAT_FILE[1:]]
     try:
-        return subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        return spawn(argv, feed=True)  # type: ignore[no-any-return]
     except FileNotFoundError:
         raise NotARepository("git is not installed or not on PATH") from None
 

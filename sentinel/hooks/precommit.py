@@ -33,30 +33,21 @@ def _project(repo: gitio.Repo) -> tuple[HookScanner, Path | None]:
     return HookScanner(cfg, baseline), baseline
 
 
-def staged_diff(cwd: str | None = None) -> subprocess.Popen[bytes]:
-    """Start ``git diff --cached`` (see ``STAGED_DIFF``) in ``cwd``."""
-    from sentinel.hooks import STAGED_DIFF
-
-    return subprocess.Popen(
-        STAGED_DIFF,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
 def staged(
     repo: gitio.Repo,
     scanner: HookScanner,
     diff: subprocess.Popen[bytes] | None = None,
     cat: subprocess.Popen[bytes] | None = None,
 ) -> Verdicts:
-    """Scan what ``git commit`` would record now. ``diff`` (``staged_diff()``) and
-    ``cat`` (``gitio.cat_file()``), when given, were started early by the caller in
-    the repository's work tree; they are finished here either way."""
+    """Scan what ``git commit`` would record now. ``diff`` and ``cat``: the processes
+    of ``start_staged_reads()``, when the caller started them early; finished here
+    either way."""
     v = Verdicts()
-    res = diff if diff is not None else staged_diff(repo.top)
+    if diff is None or cat is None:
+        from sentinel.hooks import start_staged_reads
+
+        diff, cat = start_staged_reads(repo.top)
+    res = diff
     out, err = res.communicate()
     if res.returncode != 0:
         raise CorruptRepository(f"git cannot list staged changes: {gitio.first_line(err)}")
