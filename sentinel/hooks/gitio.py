@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from sentinel.errors import CorruptRepository, NotARepository
+from sentinel.sources.gitcmd import first_error_line
 
 ZERO_OIDS = (b"0" * 40, b"0" * 64)
 _HUNK = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
@@ -28,13 +29,6 @@ def git(git_dir: str | None, *args: str, input: bytes | None = None, timeout: fl
         return subprocess.run(argv, input=input, capture_output=True, check=False, timeout=timeout)
     except FileNotFoundError:
         raise NotARepository("git is not installed or not on PATH") from None
-
-
-def first_line(stderr: bytes) -> str:
-    for line in stderr.decode("utf-8", "replace").splitlines():
-        if line.strip():
-            return line.strip()
-    return "git failed"
 
 
 @dataclass(frozen=True)
@@ -179,7 +173,7 @@ def read_blobs(
         if proc.stderr:
             proc.stderr.close()
     if len(out) != len(shas):
-        why = first_line(err) if err.strip() else "git cat-file stopped early"
+        why = first_error_line(err) if err.strip() else "git cat-file stopped early"
         raise CorruptRepository(f"git cannot read objects: {why}")
     return out
 

@@ -50,7 +50,7 @@ def staged(
     res = diff
     out, err = res.communicate()
     if res.returncode != 0:
-        raise CorruptRepository(f"git cannot list staged changes: {gitio.first_line(err)}")
+        raise CorruptRepository(f"git cannot list staged changes: {gitio.first_error_line(err)}")
     entries: list[tuple[bytes, bytes]] = []  # (blob sha, path)
     for line in out.split(b"\n"):
         if not line.startswith(b":"):

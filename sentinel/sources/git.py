@@ -29,6 +29,7 @@ from typing import Any
 from detectors.hsdb import HyperscanUnavailable
 from sentinel.errors import CorruptRepository, NotARepository, RefNotFound, SourceError
 from sentinel.models import Origin, display_path
+from sentinel.sources.gitcmd import first_error_line
 from sentinel.sources.sniff import is_binary
 
 ZERO = b"0" * 40
@@ -76,13 +77,6 @@ def _git(git_dir: str, *args: str, **kw: Any) -> subprocess.CompletedProcess[byt
     )
 
 
-def _first_error_line(stderr: bytes) -> str:
-    for line in stderr.decode("utf-8", "replace").splitlines():
-        if line.strip():
-            return line.strip()
-    return "git failed"
-
-
 def resolve_ref(git_dir: str, ref: str) -> str:
     res = _git(git_dir, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
     if res.returncode != 0:
@@ -124,12 +118,12 @@ def list_objects(git_dir: str, revs: list[str] | None, timeout: float | None = N
     else:
         rl = _git(git_dir, "rev-list", "--objects", "--no-object-names", *revs, timeout=timeout)
         if rl.returncode != 0:
-            raise CorruptRepository(f"git rev-list failed: {_first_error_line(rl.stderr)}")
+            raise CorruptRepository(f"git rev-list failed: {first_error_line(rl.stderr)}")
         if not rl.stdout.strip():
             return []
         res = _git(git_dir, "cat-file", fmt, input=rl.stdout, timeout=timeout)
     if res.returncode != 0:
-        raise CorruptRepository(f"git cannot list objects: {_first_error_line(res.stderr)}")
+        raise CorruptRepository(f"git cannot list objects: {first_error_line(res.stderr)}")
     missing = _MISSING.search(res.stdout)
     if missing is not None:
         raise CorruptRepository(f"object {missing.group(1).decode()} is missing")
@@ -310,7 +304,7 @@ class CatFile:
         self.proc.wait()
         self._errors.seek(0)
         stderr = self._errors.read(65536)
-        return _first_error_line(stderr) if stderr.strip() else "git cat-file stopped early"
+        return first_error_line(stderr) if stderr.strip() else "git cat-file stopped early"
 
     def close(self) -> None:
         for stream in (self.proc.stdin, self.proc.stdout):
@@ -439,7 +433,7 @@ class Attribution:
     def wait(self) -> None:
         _, err = self._proc.communicate()
         if self._proc.returncode != 0:
-            raise CorruptRepository(f"git log failed: {_first_error_line(err)}")
+            raise CorruptRepository(f"git log failed: {first_error_line(err)}")
         self._file.flush()
         if os.fstat(self._file.fileno()).st_size:
             self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
