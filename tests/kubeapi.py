@@ -904,7 +904,9 @@ class _Handler(BaseHTTPRequestHandler):
                 cluster.limits.append(int(limit) if limit.isdigit() else None)
                 cluster.continues.append((query.get("continue") or [""])[-1] or None)
         try:
-            if self.headers.get("Authorization", "") != f"Bearer {cluster.token}":
+            # the apiserver takes the scheme in any case (in-cluster clients send "bearer")
+            scheme, _, presented = self.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or presented != cluster.token:
                 raise _Answer(status_body(401, "Unauthorized", "Unauthorized"))
             if verb == "list":
                 body, page_namespaces = cluster._list(resource, namespace, query)

@@ -6,6 +6,8 @@ errors on one namespace that must not stop the others, contexts."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,3 +165,34 @@ def test_unreachable_api_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     rc, _, err = scan(kc, "--timeout", "2")  # the server is gone now
     assert rc == 2
     assert "refused" in err or "no answer" in err
+
+
+SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def test_in_cluster_service_account(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """As in a pod: no kubeconfig, KUBERNETES_SERVICE_HOST/PORT set, the service
+    account's token and CA at their fixed paths (written here, then removed)."""
+    if SA_DIR.parent.parent.exists() or not os.access("/var/run", os.W_OK):
+        pytest.skip("cannot stand in for a pod's service account on this machine")
+    clear_proxy_env(monkeypatch)
+    leak = token("ghp", 900)
+    with make_cluster([configmap("pod-cfg", "apps", {"GITHUB_TOKEN": leak})], tls=True) as c:
+        SA_DIR.mkdir(parents=True)
+        try:
+            (SA_DIR / "token").write_text(c.token)
+            assert c.ca_pem is not None
+            (SA_DIR / "ca.crt").write_bytes(c.ca_pem)
+            env = {
+                "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                "KUBERNETES_SERVICE_PORT": str(c.port),
+                "HOME": str(tmp_path),  # no ~/.kube/config
+                "KUBECONFIG": "",
+            }
+            res = run_cli("scan", "k8s", "--cluster", "-f", "json", env=env)
+        finally:
+            shutil.rmtree(SA_DIR.parent.parent)
+    assert res.returncode == 1, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["stats"]["cluster"] == "in-cluster"
+    assert [f["name"] for f in doc["findings"]] == ["pod-cfg"]

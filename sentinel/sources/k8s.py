@@ -411,8 +411,9 @@ def scan_cluster(opts: ClusterOptions, scanner: ValueScanner, stats: KubeStats) 
                 config_file=opts.kubeconfig, context=opts.context
             )
         else:
-            config.load_incluster_config()
-            api_client = client.ApiClient()
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)
+            api_client = client.ApiClient(configuration)
             name = "in-cluster"
     except ConfigException as exc:
         raise SourceError(f"cannot load the Kubernetes configuration: {exc}") from None
