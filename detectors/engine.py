@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import regex
 
-from detectors import decoders, filters, hsdb
+from detectors import decoders, filters, generic, hsdb
 from detectors.entropy import shannon
 from detectors.rule import Rule
 from detectors.ruleset import RuleSet
@@ -80,6 +80,7 @@ class _Compiled:
     validator: Callable[[bytes], bool] | None
     allow: regex.Pattern[bytes] | None
     stopwords: tuple[bytes, ...]
+    named: bool  # a generic rule whose pattern captures the name the value is assigned to
 
 
 def _alternation(parts: Iterable[str]) -> regex.Pattern[bytes] | None:
@@ -115,6 +116,7 @@ class Engine:
         # a rule's regex is compiled when it first has hits: most rules never do
         self._compiled: list[_Compiled | None] = [None] * len(self._rules)
         self._generic_ids = frozenset(r.id for r in ruleset if r.generic)
+        self._order = {r.id: i for i, r in enumerate(self._rules)}
         n = len(self._rules)
         self._b64_id, self._pct_id = n, n + 1
         self._db: Any = None
@@ -156,6 +158,7 @@ class Engine:
             validator=validator,
             allow=_alternation(rule.allowlist.regexes),
             stopwords=tuple(s.lower().encode() for s in rule.allowlist.stopwords),
+            named=rule.generic and "name" in pattern.groupindex,
         )
 
     # -- hits ---------------------------------------------------------------------------
@@ -234,16 +237,20 @@ class Engine:
         return out
 
     def _drop_shadowed_generic(self, out: list[Match]) -> list[Match]:
-        """A provider rule that found the same secret beats the generic detector."""
+        """A provider rule that found the same secret beats the generic detector, and
+        one generic finding per value is enough."""
         specific = [(m.start, m.end) for m in out if m.rule_id not in self._generic_ids]
-        if not specific:
-            return out
-        return [
-            m
-            for m in out
-            if m.rule_id not in self._generic_ids
-            or not any(s < m.end and m.start < e for s, e in specific)
-        ]
+        kept: list[Match] = []
+        spans: set[tuple[int, int]] = set()
+        for m in sorted(out, key=lambda m: self._order[m.rule_id]):  # first rule wins
+            if m.rule_id in self._generic_ids:
+                if any(s < m.end and m.start < e for s, e in specific):
+                    continue
+                if (m.start, m.end) in spans:  # two generic shapes found the same value
+                    continue
+                spans.add((m.start, m.end))
+            kept.append(m)
+        return kept
 
     def _confirm(self, c: _Compiled, data: bytes, ends: Sequence[int], out: list[Match]) -> None:
         n = len(data)
@@ -326,6 +333,15 @@ class Engine:
         why = filters.rejected_by(secret, rule.generic)
         if why is not None:
             return why
+        if rule.generic:
+            ev = generic.Evidence.PASSWORD  # no name: the rule's context says password (-p...)
+            if c.named:
+                names = m.captures("name")  # a rule may name the group in each alternative
+                if names:
+                    ev = generic.evidence(names[-1].decode("latin-1"))
+            why = generic.value_rejection(secret, ev)
+            if why is not None:
+                return why
         low = secret.lower()
         if (c.allow is not None and c.allow.search(secret)) or any(w in low for w in c.stopwords):
             return "rule_allowlist"

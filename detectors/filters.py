@@ -62,18 +62,26 @@ _PLACEHOLDER_RE = re.compile(b"|".join(re.escape(w) for w in _PLACEHOLDER_WORDS)
 _FILLER_RE = re.compile(b"|".join(re.escape(w) for w in _FILLERS))
 _TEMPLATE_RE = re.compile(
     rb"""\$\{[^}]*\}|\{\{[^}]*\}\}|\$\([^)]*\)|%\([^)]*\)[sd]|^\$[A-Za-z_][A-Za-z0-9_]*$|"""
-    rb"""^%[A-Za-z_]+%$|^<[^<>]+>$|^\[[A-Za-z _-]+\]$|%s|\{\d*\}|#\{[^}]*\}|@@[A-Za-z_]+@@"""
+    rb"""^%[A-Za-z_]+%$|^<[^<>]+>$|^\[[A-Za-z _-]+\]$|%s|%[-+#0]?\d*\.\d*[dfs]|\{\d*\}|#\{[^}]*\}|@@[A-Za-z_]+@@"""
 )
 _CODE_RE = re.compile(
-    rb"""^(?:os\.environ|os\.getenv|process\.env|env\(|getenv|System\.getenv|ENV\[|config\.|"""
+    rb"""^(?:os\.environ|os\.getenv|process\.env|env\(|getenv|System\.getenv|ENV\[|ENV\.fetch|"""
+    rb"""Deno\.env|import\.meta\.env|Environment\.GetEnvironmentVariable|config\.|"""
     rb"""settings\.|self\.|this\.|props\.|params\.|args\.|request\.|secrets\.|vault:|"""
-    rb"""ref\+|arn:aws:secretsmanager|true$|false$|null$|none$|nil$|undefined$)""",
+    rb"""ref\+|arn:aws:secretsmanager|arn:aws:ssm|arn:aws:kms|ssm:|secretsmanager:|"""
+    rb"""projects/[^/]+/secrets/|op://|keyvault:|azurekeyvault|akv:|sm://|gcpsm:|awssm:|"""
+    rb"""doppler:|infisical:|env:|file:|exec:|!Ref|!Sub|!GetAtt|!Secret|!vault|"""
+    rb"""true$|false$|null$|none$|nil$|undefined$)""",
     re.IGNORECASE,
 )
 _IDENTIFIER_RE = re.compile(
     rb"^[:@$&*]?[A-Za-z_][A-Za-z0-9_]*(?:[.\-][A-Za-z_][A-Za-z0-9_]*)*(?:\(\)?)?$"
 )
-_SNAKE_RE = re.compile(rb"^[:@$]?_*[a-z]+(?:[_.:/@-][a-z0-9]*)+$")
+# dotted path whose first part is a lowercase name (a module or variable)
+_ATTRIBUTE_RE = re.compile(
+    rb"^[:@$&*]?_*[a-z][a-z0-9_]{1,}(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?:\(\)?)?$|^[A-Za-z_][A-Za-z0-9_]*\.[a-z_][a-z0-9_]{2,}(?:\(\)?)?$"
+)
+_SNAKE_RE = re.compile(rb"^[:@$]?\.*_*[a-z]+(?:[_.:/@-][a-z0-9]*)+$")
 _URL_RE = re.compile(rb"^[a-z][a-z0-9+.-]*://[^:@/\s]+(?:[:/?#]|$)", re.IGNORECASE)
 _HAS_DIGIT = re.compile(rb"\d")
 _HAS_LOWER = re.compile(rb"[a-z]")
@@ -83,8 +91,12 @@ _SEQUENCES = (b"0123456789", b"abcdefghijklmnopqrstuvwxyz", b"qwertyuiop", b"asd
 
 @cache
 def _words() -> frozenset[bytes]:
-    # beside this module (package data); importlib.resources costs a hook 4 ms to import
-    text = (Path(__file__).parent / "data" / "words.txt").read_bytes()
+    """Common passwords and code words (words.txt) and an English word list (english.txt,
+    from SCOWL via Debian's wamerican: lowercase words of 3-12 letters; licence in
+    english.LICENSE). Beside this module as package data: importlib.resources costs a
+    hook 4 ms to import."""
+    data = Path(__file__).parent / "data"
+    text = (data / "words.txt").read_bytes() + b"\n" + (data / "english.txt").read_bytes()
     return frozenset(w.strip().lower() for w in text.splitlines() if w.strip())
 
 
@@ -97,6 +109,20 @@ def is_placeholder(value: bytes) -> bool:
         return _FILLER_RE.search(low) is not None
     # in a long value only a long run of filler is telling (never seen in random text)
     return any(w * 2 in low for w in (b"xxxx", b"****", b"....", b"0000"))
+
+
+@cache
+def _known_examples() -> frozenset[bytes]:
+    text = (Path(__file__).parent / "data" / "known_examples.txt").read_bytes()
+    return frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith(b"#")
+    )
+
+
+def is_known_example(value: bytes) -> bool:
+    """A credential a provider publishes in its own documentation (``AKIAIOSFODNN7EXAMPLE``,
+    jwt.io's sample token, the Azurite account key): public, so never a leak."""
+    return value in _known_examples()
 
 
 def is_template_variable(value: bytes) -> bool:
@@ -119,11 +145,36 @@ def is_code_reference(value: bytes) -> bool:
 
 
 def is_identifier(value: bytes) -> bool:
-    """A variable or attribute name (``user_password``, ``authToken``, ``:save_password``,
-    ``test_schema_2``, ``column:not_a_token``): the shape of code rather than of a key."""
-    if _IDENTIFIER_RE.match(value) is not None and _HAS_DIGIT.search(value) is None:
-        return True
+    """A variable, attribute or type name (``user_password``, ``authToken``,
+    ``:save_password``, ``rsa.RSAPrivateKey``, ``V1SecretVolumeSource``): the shape of
+    code rather than of a key."""
+    if _IDENTIFIER_RE.match(value) is not None:
+        if _ATTRIBUTE_RE.match(value) is not None:
+            return True  # module.Name, obj.attr.method: code, whatever the case
+        if _SNAKE_RE.match(value) is not None:
+            return True
+        return _reads_as_words(value, 1 if _HAS_DIGIT.search(value) is None else 2)
     return _SNAKE_RE.match(value) is not None
+
+
+_TOKEN_RE = re.compile(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
+
+
+def _reads_as_words(value: bytes, need: int) -> bool:
+    """Code names are words in one case or in camel humps (``getUserToken``,
+    ``XMLHttpRequest``, ``DB_PASSWORD``). A random mixed-case string
+    (``jxlPXwTpirjEAfxToxBE``) splits into short, wordless pieces instead."""
+    if need == 1 and (value.lower() == value or value.upper() == value):
+        return True  # one case and no digits: a name or a word, never a key
+    toks = _TOKEN_RE.findall(value)
+    if not toks:
+        return False
+    letters = sum(len(t) for t in toks)
+    short = sum(1 for t in toks if len(t) <= 2)
+    if short / len(toks) > 0.34 or letters / len(toks) < 3.0:
+        return False
+    words = _words()
+    return sum(1 for t in toks if len(t) >= 4 and t.lower() in words) >= need
 
 
 def is_url_without_credentials(value: bytes) -> bool:
@@ -145,7 +196,8 @@ def is_dictionary_word(value: bytes) -> bool:
     return any(core[:i] in words and core[i:] in words for i in range(3, len(core) - 2))
 
 
-_PERCENT_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
+# escapes of what a URL must escape (space, punctuation, '@', ':', '/', '%'): %9f is noise
+_PERCENT_ESCAPE = re.compile(rb"%(?:2[0-9A-Fa-f]|3[A-Fa-f]|40|5[BbDdEeFf]|7[BbCcDdEe])")
 
 
 def is_percent_encoded(value: bytes) -> bool:
@@ -160,7 +212,7 @@ def is_single_class(value: bytes) -> bool:
     return classes <= 1 and re.search(rb"[^A-Za-z0-9]", value) is None
 
 
-UNIVERSAL = (is_placeholder, is_template_variable, is_low_variety)
+UNIVERSAL = (is_placeholder, is_template_variable, is_low_variety, is_known_example)
 GENERIC = (
     is_code_reference,
     is_identifier,
