@@ -3,6 +3,8 @@
 max_file_size = "10MB"          # larger files and blobs are skipped (counted)
 exclude_paths = ["vendor/**"]   # gitignore-style globs, relative to the project root
 disable_rules = ["jwt.token"]
+min_confidence = "low"          # low | medium | high: scans report findings at least this sure
+block_confidence = "medium"     # hooks block on findings at least this sure and warn on the rest
 
 [allowlist]                     # never report these
 paths = ["tests/fixtures/**"]   # globs
@@ -28,7 +30,16 @@ if TYPE_CHECKING:
     from detectors.rule import Rule
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
-_KEYS = {"max_file_size", "exclude_paths", "disable_rules", "allowlist", "rule", "rules"}
+_KEYS = {
+    "max_file_size",
+    "exclude_paths",
+    "disable_rules",
+    "min_confidence",
+    "block_confidence",
+    "allowlist",
+    "rule",
+    "rules",
+}
 _ALLOW_KEYS = {"paths", "regexes", "stopwords", "commits"}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 
@@ -39,6 +50,8 @@ class Config:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     exclude_paths: tuple[str, ...] = ()
     disable_rules: tuple[str, ...] = ()
+    min_confidence: str = "low"
+    block_confidence: str = "medium"
     allow_paths: tuple[str, ...] = ()
     allow_regexes: tuple[str, ...] = ()
     allow_stopwords: tuple[str, ...] = ()
@@ -81,6 +94,13 @@ def from_table(doc: dict[str, Any], where: str) -> Config:
             raise ConfigError(f"{where}: allowlist regex {rx!r} does not compile: {exc}") from None
     from detectors.rule import RuleFormatError
     from detectors.ruleset import rules_from_doc
+    from sentinel.confidence import parse as parse_confidence
+
+    try:
+        min_confidence = parse_confidence(str(doc.get("min_confidence", "low")))
+        block_confidence = parse_confidence(str(doc.get("block_confidence", "medium")))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
     try:
         rules = tuple(rules_from_doc(doc, where))
@@ -91,6 +111,8 @@ def from_table(doc: dict[str, Any], where: str) -> Config:
         max_file_size=parse_size(doc.get("max_file_size", DEFAULT_MAX_FILE_SIZE), where),
         exclude_paths=_strs(doc, "exclude_paths", where),
         disable_rules=_strs(doc, "disable_rules", where),
+        min_confidence=min_confidence,
+        block_confidence=block_confidence,
         allow_paths=_strs(allow, "paths", where),
         allow_regexes=_strs(allow, "regexes", where),
         allow_stopwords=_strs(allow, "stopwords", where),

@@ -107,7 +107,7 @@ class Collector:
         if origin.commit and origin.commit.lower() in self.allow_commits:
             self.suppressed["allowlist_commit"] += 1
             return None
-        occ = self.factory.make(hit, origin)
+        occ = self.factory.make(hit, origin, rel)
         if self.baseline is not None and occ.fingerprint in self.baseline.fingerprints:
             self.suppressed["baseline"] += 1
             return None

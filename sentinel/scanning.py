@@ -15,6 +15,7 @@ from typing import Any
 
 from detectors.engine import Backend, Engine, GlobalAllowlist, Match, line_col
 from detectors.ruleset import RuleSet
+from sentinel.confidence import for_path
 from sentinel.fingerprint import fingerprint, redact
 from sentinel.models import Occurrence, Origin
 
@@ -118,7 +119,11 @@ class OccurrenceFactory:
         self.rules = {r.id: r for r in ruleset}
         self.key = key
 
-    def make(self, hit: RawHit | KnownHit, origin: Origin) -> Occurrence:
+    def make(
+        self, hit: RawHit | KnownHit, origin: Origin, rel_path: str | None = None
+    ) -> Occurrence:
+        """``rel_path``: the path below the scanned root, which decides whether the
+        finding is in test code (a root that is itself under ``tests/`` does not count)."""
         rule = self.rules[hit.rule_id]
         if isinstance(hit, KnownHit):
             fp, preview = hit.fingerprint, hit.redacted
@@ -128,7 +133,7 @@ class OccurrenceFactory:
             rule_id=rule.id,
             description=rule.description,
             severity=rule.severity,
-            confidence=rule.confidence,
+            confidence=for_path(rule.confidence, rel_path if rel_path is not None else origin.path),
             fingerprint=fp,
             redacted=preview,
             origin=origin,

@@ -51,6 +51,23 @@ MaxSizeOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--max-file-size", help="Skip files/blobs larger than this (e.g. 10MB)."),
 ]
+
+
+class Confidence(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+MinConfidenceOpt = Annotated[
+    Optional[Confidence],  # noqa: UP045
+    typer.Option(
+        "--min-confidence",
+        help="Report only findings at least this sure: high (provider formats with a prefix "
+        "or checksum), medium (provider name nearby, connection strings), low (generic "
+        "guesses; the default reports all). Test/fixture/example paths count one lower.",
+    ),
+]
 ProgressOpt = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr (TTY only).")
 ]
@@ -95,10 +112,32 @@ def _closing_progress(opts):  # type: ignore[no-untyped-def]
             opts.progress.close()
 
 
-def emit(result, fmt: Format | None, output: Path | None, show_secrets: bool) -> None:  # type: ignore[no-untyped-def]
+def keep_confident(result, floor: str) -> None:  # type: ignore[no-untyped-def]
+    """Drop findings below ``floor``, counting them in the stats."""
+    from sentinel.confidence import at_least
+
+    if floor == "low":
+        return
+    kept = [o for o in result.occurrences if at_least(o.confidence, floor)]
+    result.stats["below_min_confidence"] = len(result.occurrences) - len(kept)
+    result.occurrences = kept
+
+
+def emit(  # type: ignore[no-untyped-def]
+    result,
+    fmt: Format | None,
+    output: Path | None,
+    show_secrets: bool,
+    min_confidence: Confidence | None = None,
+    opts=None,
+) -> None:
     """Write the report, then exit: 2 if the scan met errors it went past (each named
     on stderr: a crafted layer entry, a YAML bomb, a forbidden namespace ...), else 1
-    with findings, 0 without."""
+    with findings, 0 without. ``min_confidence`` (else the config's) filters first."""
+    floor = min_confidence.value if min_confidence is not None else None
+    if floor is None and opts is not None:
+        floor = opts.config.min_confidence
+    keep_confident(result, floor or "low")
     emit_only(result, fmt, output, show_secrets)
     errors = result.stats.get("errors") or []
     for e in errors:
@@ -143,6 +182,7 @@ def scan_git(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     show_secrets: ShowOpt = False,
+    min_confidence: MinConfidenceOpt = None,
     baseline: BaselineOpt = None,
     config: ConfigOpt = None,
     rules: RulesOpt = None,
@@ -167,7 +207,7 @@ def scan_git(
             result = scanner.scan_paths([work], opts)
         else:
             result = scanner.scan_git(str(repo), opts, branch=branch, since=since)
-    emit(result, fmt, output, show_secrets)
+    emit(result, fmt, output, show_secrets, min_confidence, opts)
 
 
 @app.command("path")
@@ -179,6 +219,7 @@ def scan_path(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     show_secrets: ShowOpt = False,
+    min_confidence: MinConfidenceOpt = None,
     baseline: BaselineOpt = None,
     config: ConfigOpt = None,
     rules: RulesOpt = None,
@@ -193,7 +234,7 @@ def scan_path(
     opts = _options(paths[0], config, baseline, rules, jobs, max_file_size, progress, "files")
     with _closing_progress(opts):
         result = scanner.scan_paths([str(p) for p in paths], opts, use_ignore=not no_ignore)
-    emit(result, fmt, output, show_secrets)
+    emit(result, fmt, output, show_secrets, min_confidence, opts)
 
 
 @app.command("image")
@@ -233,6 +274,7 @@ def scan_image(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     show_secrets: ShowOpt = False,
+    min_confidence: MinConfidenceOpt = None,
     baseline: BaselineOpt = None,
     config: ConfigOpt = None,
     rules: RulesOpt = None,
@@ -257,7 +299,7 @@ def scan_image(
         timeout=timeout,
         need_values=show_secrets,
     )
-    emit(result, fmt, output, show_secrets)
+    emit(result, fmt, output, show_secrets, min_confidence, opts)
 
 
 @app.command("k8s")
@@ -297,6 +339,7 @@ def scan_k8s(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     show_secrets: ShowOpt = False,
+    min_confidence: MinConfidenceOpt = None,
     baseline: BaselineOpt = None,
     config: ConfigOpt = None,
     rules: RulesOpt = None,
@@ -327,4 +370,4 @@ def scan_k8s(
         else None,
         stdin=sys.stdin.buffer,
     )
-    emit(result, fmt, output, show_secrets)
+    emit(result, fmt, output, show_secrets, min_confidence, opts)

@@ -17,7 +17,7 @@ from typing import TextIO
 
 from sentinel.errors import CorruptRepository, SourceError
 from sentinel.hooks import gitio
-from sentinel.hooks.scan import HookScanner, Verdicts
+from sentinel.hooks.scan import HookScanner, Verdicts, split_unsure
 from sentinel.models import Occurrence, Origin, display_path
 
 BASELINE_FILE = ".sentinel-baseline.json"
@@ -86,6 +86,7 @@ def staged(
             else:
                 v.warnings.append(occ)
     v.skipped.update(scanner.collector.suppressed)
+    v.blocking, v.unsure = split_unsure(v.blocking, scanner.block_confidence)
     return v
 
 
@@ -141,9 +142,17 @@ def report_staged(v: Verdicts, out: TextIO, baseline: Path | None) -> None:
         )
         for occ in v.blocking:
             out.write(_line(occ, f"{occ.origin.path}:{occ.line}") + "\n")
-    if v.warnings:
+    if v.unsure:
         out.write(
             ("\n" if v.blocking else "")
+            + f"sentinel: warning: {len(v.unsure)} possible secret(s) in the lines this commit adds "
+            "(low confidence, not blocking; check them before you push):\n"
+        )
+        for occ in v.unsure:
+            out.write(_line(occ, f"{occ.origin.path}:{occ.line}") + "\n")
+    if v.warnings:
+        out.write(
+            ("\n" if v.blocking or v.unsure else "")
             + f"sentinel: warning: {len(v.warnings)} secret(s) already in the staged files, "
             "outside the lines this commit changes (not blocking; rotate them and clean the history):\n"
         )
@@ -192,6 +201,12 @@ def commit_msg(message_file: str, out: TextIO = sys.stderr) -> int:
     scanner, baseline = _project(repo)
     text = message_text(data, _comment_char(repo))
     found = scanner.scan(text, Origin(source="git", path="(commit message)", object_type="commit"))
+    found, unsure = split_unsure(found, scanner.block_confidence)
+    for occ in unsure:
+        out.write(
+            "sentinel: warning: possible secret in the commit message (low confidence, not "
+            "blocking):\n" + _line(occ, f"message line {occ.line}") + "\n"
+        )
     if not found:
         return 0
     out.write(f"sentinel: commit blocked: {len(found)} secret(s) in the commit message\n\n")

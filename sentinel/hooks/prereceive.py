@@ -184,6 +184,7 @@ def skip_reason(options: list[str]) -> str | None:
 class PushScan:
     blocking: list[Occurrence] = field(default_factory=list)
     warnings: list[Occurrence] = field(default_factory=list)
+    unsure: list[Occurrence] = field(default_factory=list)  # new, below block_confidence
     commits: int = 0
     blobs: int = 0
     bytes: int = 0
@@ -320,6 +321,9 @@ def scan_push(
                         result.warnings.append(occ)
     finally:
         attribution.close()
+    from sentinel.hooks.scan import split_unsure
+
+    result.blocking, result.unsure = split_unsure(result.blocking, config.block_confidence)
     return result
 
 
@@ -560,8 +564,16 @@ def pre_receive(
         )
         for o in scan.warnings:
             out.write(_describe(o) + "\n")
+    if scan.unsure:
+        out.write(
+            f"sentinel: warning: {len(scan.unsure)} possible secret(s) in the pushed commits "
+            "(low confidence, not blocking):\n"
+        )
+        for o in scan.unsure:
+            out.write(_describe(o) + "\n")
+    warned = [_finding_record(o) for o in (*scan.unsure, *scan.warnings)]
     if not scan.blocking:
-        return finish("accepted", 0, **counts, warnings=[_finding_record(o) for o in scan.warnings])
+        return finish("accepted", 0, **counts, warnings=warned)
     n = len(scan.blocking)
     out.write(f"sentinel: push rejected: {n} secret{'s' if n > 1 else ''} in the pushed commits\n")
     for o in scan.blocking:
@@ -580,5 +592,5 @@ def pre_receive(
         1,
         **counts,
         findings=[_finding_record(o) for o in scan.blocking],
-        warnings=[_finding_record(o) for o in scan.warnings],
+        warnings=warned,
     )

@@ -14,10 +14,12 @@ from sentinel.models import Occurrence, Origin
 @dataclass
 class Verdicts:
     """Occurrences a hook found: ``blocking`` stop the commit or push, ``warnings`` are
-    secrets that were already there before this change (reported, not blocking)."""
+    secrets that were already there before this change, ``unsure`` are new ones below
+    the blocking confidence (generic guesses, by default): both reported, not blocking."""
 
     blocking: list[Occurrence] = field(default_factory=list)
     warnings: list[Occurrence] = field(default_factory=list)
+    unsure: list[Occurrence] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     scanned: int = 0
 
@@ -38,6 +40,7 @@ class HookScanner:
         spec = engine_spec(opts, ruleset)
         self.engine = spec.build()
         self.max_size = config.max_file_size
+        self.block_confidence = config.block_confidence
         self.collector = Collector(opts, OccurrenceFactory(ruleset, key), dedupe_history=False)
 
     def scan(self, data: bytes, origin: Origin) -> list[Occurrence]:
@@ -54,3 +57,13 @@ class HookScanner:
             if occ is not None:
                 kept.append(occ)
         return kept
+
+
+def split_unsure(
+    blocking: list[Occurrence], floor: str
+) -> tuple[list[Occurrence], list[Occurrence]]:
+    """(findings sure enough to block, the rest): hooks stay quiet on generic guesses."""
+    from sentinel.confidence import at_least
+
+    sure = [o for o in blocking if at_least(o.confidence, floor)]
+    return sure, [o for o in blocking if not at_least(o.confidence, floor)]
