@@ -336,9 +336,9 @@ class Engine:
         if rule.generic:
             ev = generic.Evidence.PASSWORD  # no name: the rule's context says password (-p...)
             if c.named:
-                names = m.captures("name")  # a rule may name the group in each alternative
-                if names:
-                    ev = generic.evidence(names[-1].decode("latin-1"))
+                ends = m.ends("name")  # a rule may name the group in each alternative
+                if ends:
+                    ev = generic.evidence(_whole_name(m.string, m.starts("name")[-1], ends[-1]))
             why = generic.value_rejection(secret, ev)
             if why is not None:
                 return why
@@ -350,6 +350,19 @@ class Engine:
         ):
             return "allowlist"
         return None
+
+
+_NAME_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+NAME_REACH = 40  # identifier bytes a name may have before its secret word
+
+
+def _whole_name(data: bytes, start: int, end: int) -> str:
+    """The name a generic match captured from its secret word on (``Password``,
+    ``PASSWORD``), extended left over identifier bytes: ``dbPassword``, ``DB_PASSWORD``."""
+    i = start
+    while i > 0 and start - i < NAME_REACH and data[i - 1] in _NAME_BYTES:
+        i -= 1
+    return data[i:end].decode("latin-1")
 
 
 def _line_at(data: bytes, start: int, end: int) -> bytes:

@@ -40,7 +40,9 @@ def project(tmp_path: Path) -> Path:
 
 
 def _levels(findings: list[dict[str, object]]) -> dict[tuple[str, str], str]:
-    return {(str(f["path"]), str(f["rule_id"]).split(".")[0]): str(f["confidence"]) for f in findings}
+    return {
+        (str(f["path"]), str(f["rule_id"]).split(".")[0]): str(f["confidence"]) for f in findings
+    }
 
 
 def test_every_finding_has_a_confidence_and_test_paths_are_one_lower(project: Path) -> None:

@@ -38,7 +38,7 @@ SHAPES = [
     "Server=tcp:sql.acme.io;Database=hr;User Id=hr;Password={v};",
     "amqp://worker:{v}@mq.internal:5672/",
     "ENV SERVICE_TOKEN {v}",
-    "conn.setPassword(\"{v}\");",
+    'conn.setPassword("{v}");',
     "        - name: STRIPE_WEBHOOK_SECRET\n          value: {v}",
     "curl -H 'Authorization: Bearer {v}' https://api.acme.io",
     "$env:REGISTRY_PASSWORD = '{v}'",
