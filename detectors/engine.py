@@ -31,7 +31,7 @@ Backend = Literal["auto", "hyperscan", "regex"]
 INLINE_ALLOW = b"sentinel:allow"
 TAIL = 64  # bytes after a hit that the confirmation window also covers
 MAX_HITS = 100_000  # per scan; past this a chunk is adversarial and the rest is dropped
-MAX_MATCHES_PER_RULE = 1_000
+MAX_MATCHES_PER_RULE = 5_000
 CONTEXT = 16  # bytes either side of a window that belong to its cache key (\b, lookbehind)
 CACHE_BYTES = 32 * 1024 * 1024
 # (secret start, end, match start, end, secret, entropy), offsets into the window's chunk

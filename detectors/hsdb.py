@@ -95,6 +95,9 @@ def _compile(hs: Any, patterns: Sequence[Pattern], flags: list[int]) -> Any:
     return db
 
 
+_NEEDS_PREFILTER = re.compile(rb"\(\?<?[=!]|\\[1-9]|\\k<|\(\?\(")
+
+
 def load_or_compile(patterns: Sequence[Pattern], cache_dir: Path | None) -> Any:
     """A ready-to-scan Hyperscan block-mode database for ``patterns``."""
     hs = import_hyperscan()
@@ -106,9 +109,16 @@ def load_or_compile(patterns: Sequence[Pattern], cache_dir: Path | None) -> Any:
     except (OSError, hs.error):
         pass
     base = hs.HS_FLAG_MULTILINE
-    flags = [base | (hs.HS_FLAG_SINGLEMATCH if p.singlematch else 0) for p in patterns]
+    # lookaround and back-references are what Hyperscan only takes in prefilter mode:
+    # guessing from the syntax makes one compile of the whole set, not one per pattern
+    flags = [
+        base
+        | (hs.HS_FLAG_SINGLEMATCH if p.singlematch else 0)
+        | (hs.HS_FLAG_PREFILTER if _NEEDS_PREFILTER.search(p.expression) else 0)
+        for p in patterns
+    ]
     db = _compile(hs, patterns, flags)
-    if db is None:  # some pattern needs prefilter mode: find which, once per rule set
+    if db is None:  # the guess was wrong somewhere: find which, once per rule set
         flags = [pattern_flags(hs, p.expression, p.singlematch) for p in patterns]
         db = _compile(hs, patterns, flags)
         if db is None:

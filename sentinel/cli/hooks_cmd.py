@@ -55,6 +55,27 @@ def install_cmd(repo: RepoOpt = None, hook: HookOpt = None) -> None:
             "chained": f"installed; the existing hook now runs first as {c.path.name}{install.CHAINED_SUFFIX}",
         }[c.action]
         typer.echo(f"{c.hook}: {note} ({c.path})", err=True)
+    _warm_rules()
+
+
+def _warm_rules() -> None:
+    """Compile the rules' Hyperscan database now, into the cache the hooks read: with
+    500+ rules a cold compile takes seconds, which a first commit should not wait for
+    and a first push would spend its time budget on."""
+    import time
+
+    from detectors.engine import Engine
+    from detectors.hsdb import default_cache_dir
+    from detectors.ruleset import load_builtin
+
+    started = time.monotonic()
+    rules = load_builtin()
+    Engine(rules, cache_dir=default_cache_dir())
+    typer.echo(
+        f"rules: {len(rules)} rules ready ({time.monotonic() - started:.1f} s; "
+        f"cache {default_cache_dir()})",
+        err=True,
+    )
 
 
 @app.command("uninstall")
