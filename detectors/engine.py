@@ -76,6 +76,7 @@ class _Compiled:
     pattern: regex.Pattern[bytes]
     group: int | str
     window: int
+    reach: int  # bytes after a hit the match can still run (a trigger's rest of the match)
     keywords: tuple[bytes, ...]
     validator: Callable[[bytes], bool] | None
     allow: regex.Pattern[bytes] | None
@@ -124,7 +125,8 @@ class Engine:
         if backend in ("auto", "hyperscan"):
             try:
                 patterns = [
-                    hsdb.Pattern(hsdb.to_hyperscan(r.regex), i) for i, r in enumerate(self._rules)
+                    hsdb.Pattern(hsdb.to_hyperscan(r.scan_pattern()), i)
+                    for i, r in enumerate(self._rules)
                 ]
                 patterns.append(hsdb.Pattern(decoders.BASE64_TRIGGER, self._b64_id))
                 patterns.append(hsdb.Pattern(decoders.PERCENT_TRIGGER, self._pct_id))
@@ -154,6 +156,7 @@ class Engine:
             pattern=pattern,
             group=rule.group(pattern),
             window=rule.window(),
+            reach=rule.reach(),
             keywords=tuple(k.encode() for k in rule.keywords),
             validator=validator,
             allow=_alternation(rule.allowlist.regexes),
@@ -258,14 +261,15 @@ class Engine:
         found = 0
         lo = hi = -1
         windows: list[tuple[int, int]] = []
+        after = c.reach + TAIL
         for e in sorted(ends):
             s = e - c.window
             if lo >= 0 and s <= hi:
-                hi = e + TAIL
+                hi = e + after
             else:
                 if lo >= 0:
                     windows.append((lo, hi))
-                lo, hi = max(0, s), e + TAIL
+                lo, hi = max(0, s), e + after
         if lo >= 0:
             windows.append((lo, hi))
         self.stats.windows += len(windows)

@@ -61,6 +61,7 @@ class Rule:
     secret_group: int | str | None = None
     max_length: int | None = None
     generic: bool = False
+    trigger: str | None = None
     allowlist: Allowlist = field(default_factory=Allowlist)
     source_file: str = ""
 
@@ -82,11 +83,23 @@ class Rule:
             return "secret"
         return 1 if pat.groups >= 1 else 0
 
+    def scan_pattern(self) -> str:
+        """What Hyperscan looks for: the ``trigger`` when the rule has one (a prefix of
+        the match that ends once per candidate), else the regex itself."""
+        return self.trigger or self.regex
+
     def window(self) -> int:
         """How many bytes before a hit's end the whole match can start."""
+        if self.trigger is not None:
+            return pattern_width(self.trigger)
         if self.max_length is not None:
             return self.max_length
         return pattern_width(self.regex)
+
+    def reach(self) -> int:
+        """How many bytes after a hit's end the match can still run: with a trigger,
+        the rest of the match (``max_length``)."""
+        return self.max_length or DEFAULT_MAX_LENGTH if self.trigger is not None else 0
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -105,6 +118,8 @@ class Rule:
             "negative_examples": len(self.negative_examples),
             "source_file": self.source_file,
         }
+        if self.trigger is not None:
+            d["trigger"] = self.trigger
         return d
 
 
@@ -146,6 +161,7 @@ _KNOWN_KEYS = {
     "secret_group",
     "max_length",
     "generic",
+    "trigger",
     "allowlist",
 }
 
@@ -196,6 +212,12 @@ def rule_from_table(table: dict[str, Any], source_file: str = "", validate: bool
         stopwords=_strs(al, "stopwords", where),
         paths=_strs(al, "paths", where),
     )
+    trigger = table.get("trigger")
+    if trigger is not None:
+        if not isinstance(trigger, str) or not trigger:
+            raise RuleFormatError(f"{where}: 'trigger' must be a pattern")
+        if max_length is None:
+            raise RuleFormatError(f"{where}: a rule with a 'trigger' needs 'max_length'")
     description = table.get("description") or table.get("name") or ""
     if not isinstance(description, str):
         raise RuleFormatError(f"{where}: 'description' must be a string")
@@ -215,6 +237,7 @@ def rule_from_table(table: dict[str, Any], source_file: str = "", validate: bool
         secret_group=group,
         max_length=max_length,
         generic=bool(table.get("generic", False)),
+        trigger=trigger,
         allowlist=allowlist,
         source_file=source_file,
     )

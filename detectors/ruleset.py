@@ -41,6 +41,7 @@ class RuleSet:
         h = hashlib.sha256()
         for r in self.rules:
             h.update(r.id.encode() + b"\0" + r.regex.encode() + b"\0")
+            h.update((r.trigger or "").encode() + b"\0")
             h.update(str(r.max_length).encode() + b"\1")
         return h.hexdigest()
 

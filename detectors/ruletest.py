@@ -33,7 +33,7 @@ def run(ruleset: RuleSet, backend: Backend = "auto", hyperscan_lint: bool = True
     for rule in ruleset:
         failures.extend(Failure(rule.id, "lint", p) for p in lint_rule(rule))
         if hyperscan_lint:
-            why = compile_check(to_hyperscan(rule.regex))
+            why = compile_check(to_hyperscan(rule.scan_pattern()))
             if why:
                 failures.append(Failure(rule.id, "hyperscan", why))
     engine = Engine(ruleset, backend=backend)

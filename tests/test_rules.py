@@ -44,6 +44,7 @@ def test_rule_lints_clean(rule) -> None:  # type: ignore[no-untyped-def]
     assert RULE_ID_RE.match(rule.id)
     assert lint_rule(rule) == []
     assert compile_check(to_hyperscan(rule.regex)) is None
+    assert compile_check(to_hyperscan(rule.scan_pattern())) is None
     assert rule.negative_examples, "every rule needs negative examples"
 
 
