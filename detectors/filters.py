@@ -90,6 +90,13 @@ _SEQUENCES = (b"0123456789", b"abcdefghijklmnopqrstuvwxyz", b"qwertyuiop", b"asd
 
 
 @cache
+def common_words() -> frozenset[bytes]:
+    """words.txt alone: stock passwords and the words code uses for secrets."""
+    text = (Path(__file__).parent / "data" / "words.txt").read_bytes()
+    return frozenset(w.strip().lower() for w in text.splitlines() if w.strip())
+
+
+@cache
 def _words() -> frozenset[bytes]:
     """Common passwords and code words (words.txt) and an English word list (english.txt,
     from SCOWL via Debian's wamerican: lowercase words of 3-12 letters; licence in
@@ -213,11 +220,12 @@ def is_single_class(value: bytes) -> bool:
 
 
 UNIVERSAL = (is_placeholder, is_template_variable, is_low_variety, is_known_example)
+# Dictionary words are judged in detectors/generic.py, against what the name says: a
+# password may be made of words (Velvet-Harbor-42!), a token may not.
 GENERIC = (
     is_code_reference,
     is_identifier,
     is_url_without_credentials,
-    is_dictionary_word,
     is_single_class,
     is_percent_encoded,
 )

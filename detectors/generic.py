@@ -310,6 +310,12 @@ _NOT_A_SECRET_ANYWHERE = frozenset(
         "public",
         "pub",
         "publishable",
+        "site",
+        "search",
+        "anon",
+        "browser",
+        "recipient",
+        "recipients",
         "csrf",
         "xsrf",
         "page",
@@ -422,11 +428,23 @@ _PATH = re.compile(
 )
 _EMAIL = re.compile(rb"^[^@\s]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 _HASH_SPELLED = re.compile(
-    rb"^(?:\$(?:2[abxy]?|argon2(?:id|i|d)|pbkdf2[-_a-z0-9]*|scrypt|[156]|y|gy|7)\$|"
+    rb"^(?:\$(?:2[abxy]?|argon2(?:id|i|d)|pbkdf2[-_a-z0-9]*|scrypt|apr1|[156]|y|gy|7|md5|sha1)\$|"
     rb"\{(?:SSHA|SHA|SMD5|MD5|BCRYPT|CRYPT|PBKDF2)[^}]*\}|"
     rb"(?:pbkdf2_sha\d+|bcrypt_sha256|argon2|scrypt)\$|"
     rb"(?:sha|md)\d+[:-]|sha512-|sha384-|sha256-|blake2b?[:-])",
     re.IGNORECASE,
+)
+# ciphertext that only its key can open: KMS blobs, Jenkins/sops/Ansible/Vault-transit envelopes
+_ENCRYPTED = re.compile(
+    rb"^(?:AQICAH|\{AQAAAB|ENC\[|\$ANSIBLE_VAULT|vault:v\d+:|AgA[A-Za-z0-9+/]{300})"
+)
+# public halves and publishable keys: made to be shared
+_PUBLIC_FORMAT = re.compile(
+    rb"^(?:pk\.eyJ|pk_live_|pk_test_|phc_|NRJS-|pub-c-|sub-c-|age1[02-9ac-hj-np-z]{50}|npub1|"
+    rb"xpub|tpub|ssh-(?:rsa|ed25519|dss)|ecdsa-sha2-|sk-ecdsa-|sk-ssh-ed25519)"
+)
+_UUID = re.compile(
+    rb"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
 _LEET = bytes.maketrans(b"013457@$!|", b"oieastasil")
 _CAMEL_TOKEN = re.compile(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
@@ -468,6 +486,24 @@ def _dictionary() -> frozenset[bytes]:
     return _words()
 
 
+def is_stock_password(value: bytes) -> bool:
+    """A default or stock password (``password``, ``changeme``, ``P@ssw0rd123``, ``admin``),
+    or one plain word with nothing else: what documentation and tests write. A password
+    made of words, digits and symbols (``Velvet-Harbor-42!``) is what people really choose,
+    and is reported."""
+    from detectors.filters import common_words, is_dictionary_word
+
+    stem = _TRAILER.sub(b"", value)
+    core = re.sub(rb"[^a-z]", b"", stem.translate(_LEET).lower())
+    if not core or core in common_words():
+        return True
+    plain = re.sub(rb"[^a-z]", b"", value.lower())
+    if plain in common_words():
+        return True
+    # letters only: one word, two glued (adminpassword), camel words (IAmSensitive)
+    return value.isalpha() and (is_dictionary_word(value) or is_word_like(value))
+
+
 def is_word_like(value: bytes) -> bool:
     """Made of words once leetspeak and digits are undone: ``P@ssw0rd123``, ``Summer2024!``."""
     from detectors.filters import is_dictionary_word
@@ -493,6 +529,14 @@ def value_rejection(value: bytes, ev: Evidence) -> str | None:
         return "generic_short"
     if _HASH_SPELLED.match(value):
         return "generic_hash"
+    if _ENCRYPTED.match(value):
+        return "generic_encrypted"
+    if _PUBLIC_FORMAT.match(value):
+        return "generic_public"
+    if _UUID.match(value):
+        # a random v4 UUID is a common token format (Heroku, Consul, many APIs); the name
+        # has to say token/secret/key (an id, a request id are names with NONE evidence)
+        return None if ev >= Evidence.SECRET and len(set(value)) > 10 else "generic_uuid"
     if _NUMERIC_ISH.match(value):
         return "generic_numeric"
     if _PATH.search(value) or _EMAIL.match(value):
@@ -505,6 +549,9 @@ def value_rejection(value: bytes, ev: Evidence) -> str | None:
         return "generic_entropy"
     if ev is Evidence.WEAK and (k < 2 or _DIGIT.search(value) is None):
         return "generic_weak_name"
-    if n < 24 and is_word_like(value):
+    if ev is Evidence.PASSWORD:
+        if is_stock_password(value):
+            return "dictionary_word"
+    elif n < 24 and is_word_like(value):
         return "dictionary_word"
     return None

@@ -63,7 +63,8 @@ def luhn(secret: bytes) -> bool:
 
 
 def jwt_shape(secret: bytes) -> bool:
-    """A JWT whose header decodes to a JSON object naming an algorithm."""
+    """A JWT whose header decodes to a JSON object naming an algorithm, and that is not
+    a key its issuer publishes to browsers (a Supabase anon key)."""
     import base64
     import json
 
@@ -75,7 +76,15 @@ def jwt_shape(secret: bytes) -> bool:
         header = json.loads(base64.urlsafe_b64decode(head))
     except (ValueError, TypeError):
         return False
-    return isinstance(header, dict) and "alg" in header
+    if not (isinstance(header, dict) and "alg" in header):
+        return False
+    body = parts[1] + b"=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(body))
+    except (ValueError, TypeError):
+        return True  # an encrypted or non-JSON payload: still a token
+    # Supabase's anon key (role "anon") is published in every web client by design
+    return not (isinstance(claims, dict) and claims.get("role") == "anon")
 
 
 def basic_credentials(secret: bytes) -> bool:
