@@ -62,7 +62,7 @@ _PLACEHOLDER_RE = re.compile(b"|".join(re.escape(w) for w in _PLACEHOLDER_WORDS)
 _FILLER_RE = re.compile(b"|".join(re.escape(w) for w in _FILLERS))
 _TEMPLATE_RE = re.compile(
     rb"""\$\{[^}]*\}|\{\{[^}]*\}\}|\$\([^)]*\)|%\([^)]*\)[sd]|^\$[A-Za-z_][A-Za-z0-9_]*$|"""
-    rb"""^%[A-Za-z_]+%$|^<[^<>]+>$|^\[[A-Za-z _-]+\]$|%s|%[-+#0]?\d*\.\d*[dfs]|\{\d*\}|#\{[^}]*\}|@@[A-Za-z_]+@@"""
+    rb"""^%[A-Za-z_]+%$|^<[^<>]+>$|^\[[A-Za-z _-]+\]$|%s|%[-+#0]?\d*\.\d*[dfs]|\{\d*\}|\{[A-Za-z_][A-Za-z0-9_.]*\}|#\{[^}]*\}|@@[A-Za-z_]+@@"""
 )
 _CODE_RE = re.compile(
     rb"""^(?:os\.environ|os\.getenv|process\.env|env\(|getenv|System\.getenv|ENV\[|ENV\.fetch|"""
@@ -81,6 +81,7 @@ _IDENTIFIER_RE = re.compile(
 _ATTRIBUTE_RE = re.compile(
     rb"^[:@$&*]?_*[a-z][a-z0-9_]{1,}(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?:\(\)?)?$|^[A-Za-z_][A-Za-z0-9_]*\.[a-z_][a-z0-9_]{2,}(?:\(\)?)?$"
 )
+_PASSPHRASE_RE = re.compile(rb"[A-Z][a-z]+[-_][A-Z][a-z]+")
 _SNAKE_RE = re.compile(rb"^[:@$]?\.*_*[a-z]+(?:[_.:/@-][a-z0-9]*)+$")
 _URL_RE = re.compile(rb"^[a-z][a-z0-9+.-]*://[^:@/\s]+(?:[:/?#]|$)", re.IGNORECASE)
 _HAS_DIGIT = re.compile(rb"\d")
@@ -145,10 +146,13 @@ def is_low_variety(value: bytes) -> bool:
     return any(low in seq or seq.startswith(low) for seq in _SEQUENCES if len(low) >= 6)
 
 
+_CALL_RE = re.compile(rb"^[A-Za-z_$][A-Za-z0-9_.$]*\([^()]*\)$")
+
+
 def is_code_reference(value: bytes) -> bool:
     """An expression that fetches the secret instead of holding it: ``os.environ[...]``,
-    ``config.password``, ``self.token``, booleans and nulls."""
-    return _CODE_RE.match(value) is not None
+    ``config.password``, ``self.token``, ``get_password(user)``, booleans and nulls."""
+    return _CODE_RE.match(value) is not None or _CALL_RE.match(value) is not None
 
 
 def is_identifier(value: bytes) -> bool:
@@ -156,6 +160,8 @@ def is_identifier(value: bytes) -> bool:
     ``:save_password``, ``rsa.RSAPrivateKey``, ``V1SecretVolumeSource``): the shape of
     code rather than of a key."""
     if _IDENTIFIER_RE.match(value) is not None:
+        if _PASSPHRASE_RE.search(value) is not None and _HAS_DIGIT.search(value) is not None:
+            return False  # Tundra-Bramble4123: capitalised words and digits, a password
         if _ATTRIBUTE_RE.match(value) is not None:
             return True  # module.Name, obj.attr.method: code, whatever the case
         if _SNAKE_RE.match(value) is not None:
@@ -208,9 +214,9 @@ _PERCENT_ESCAPE = re.compile(rb"%(?:2[0-9A-Fa-f]|3[A-Fa-f]|40|5[BbDdEeFf]|7[BbCc
 
 
 def is_percent_encoded(value: bytes) -> bool:
-    """A URL-encoded value: the decoder reports the decoded secret, so the encoded
-    spelling would be a duplicate."""
-    return _PERCENT_ESCAPE.search(value) is not None
+    """URL-encoded structured text (``user%3BPORT%3D5000``): two or more escapes of
+    punctuation. One escaped ``=`` is how some tokens are written (Twitter's bearer)."""
+    return len(_PERCENT_ESCAPE.findall(value)) >= 2
 
 
 def is_single_class(value: bytes) -> bool:

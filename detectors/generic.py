@@ -457,7 +457,23 @@ def classes(value: bytes) -> int:
     return sum(1 for rx in (_LOWER, _UPPER, _DIGIT, _SYMBOL) if rx.search(value) is not None)
 
 
+_RUN_OF_ALNUM = re.compile(rb"[A-Za-z0-9]{16,}")
+
+
 def randomness(value: bytes) -> float:
+    """:func:`_randomness` of the value, or of its longest alphanumeric run when a short
+    prefix or a few separators frame a random body (``sk-<32 hex>``, ``*:prod.<hex>``):
+    the framing would otherwise count a whole symbol class for two characters."""
+    runs = _RUN_OF_ALNUM.findall(value)
+    whole = _randomness(value)
+    if runs:
+        body = max(runs, key=len)
+        if len(body) >= 0.6 * len(value):
+            return max(whole, _randomness(body))
+    return whole
+
+
+def _randomness(value: bytes) -> float:
     """Entropy against what this value's length and character classes can reach: about
     0.9 and more for a random string, lower for words, patterns and repeats.
 
