@@ -347,13 +347,27 @@ class Engine:
             if why is not None:
                 return why
         low = secret.lower()
-        if (c.allow is not None and c.allow.search(secret)) or any(w in low for w in c.stopwords):
+        if c.allow is not None and (
+            c.allow.search(secret) or (b"%" in secret and c.allow.search(_unquote(secret)))
+        ):
+            return "rule_allowlist"  # a URL's password is checked as written and decoded
+        if any(w in low for w in c.stopwords):
             return "rule_allowlist"
+        if rule.family == "uri" and generic.is_wordy(
+            _unquote(secret) if b"%" in secret else secret
+        ):
+            return "dictionary_word"  # apples/oranges, pass%2Fword: documentation passwords
         if (self._global_allow is not None and self._global_allow.search(secret)) or any(
             w in low for w in self._global_stop
         ):
             return "allowlist"
         return None
+
+
+def _unquote(value: bytes) -> bytes:
+    from urllib.parse import unquote_to_bytes
+
+    return unquote_to_bytes(value)
 
 
 def unescape_quotes(data: bytes) -> bytes:

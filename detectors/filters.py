@@ -82,7 +82,7 @@ _ATTRIBUTE_RE = re.compile(
     rb"^[:@$&*]?_*[a-z][a-z0-9_]{1,}(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?:\(\)?)?$|^[A-Za-z_][A-Za-z0-9_]*\.[a-z_][a-z0-9_]{2,}(?:\(\)?)?$"
 )
 _PASSPHRASE_RE = re.compile(rb"[A-Z][a-z]+[-_][A-Z][a-z]+")
-_SNAKE_RE = re.compile(rb"^[:@$]?\.*_*[a-z]+(?:[_.:/@-][a-z0-9]*)+$")
+_SNAKE_RE = re.compile(rb"^[:@$]?\.*_*[a-z][a-z0-9]*(?:[_.:/@-][a-z0-9]*)+$")
 _URL_RE = re.compile(rb"^[a-z][a-z0-9+.-]*://[^:@/\s]+(?:[:/?#]|$)", re.IGNORECASE)
 _HAS_DIGIT = re.compile(rb"\d")
 _HAS_LOWER = re.compile(rb"[a-z]")
@@ -146,13 +146,18 @@ def is_low_variety(value: bytes) -> bool:
     return any(low in seq or seq.startswith(low) for seq in _SEQUENCES if len(low) >= 6)
 
 
-_CALL_RE = re.compile(rb"^[A-Za-z_$][A-Za-z0-9_.$]*\([^()]*\)$")
+_CALL_RE = re.compile(rb"^[A-Za-z_$][A-Za-z0-9_.$]*(?:\([^()]*\)|\[[A-Za-z0-9_., \[\]]*\])$")
+_REGEX_SYNTAX = re.compile(rb"\\[wdsWDSbB]|\[\^|\(\?[:=!<P]|\.\*|\\\.")
 
 
 def is_code_reference(value: bytes) -> bool:
     """An expression that fetches the secret instead of holding it: ``os.environ[...]``,
     ``config.password``, ``self.token``, ``get_password(user)``, booleans and nulls."""
-    return _CODE_RE.match(value) is not None or _CALL_RE.match(value) is not None
+    return (
+        _CODE_RE.match(value) is not None
+        or _CALL_RE.match(value) is not None
+        or _REGEX_SYNTAX.search(value) is not None  # a pattern: r'[^\W\d]\w*'
+    )
 
 
 def is_identifier(value: bytes) -> bool:

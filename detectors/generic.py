@@ -383,6 +383,29 @@ _NOT_A_SECRET_ANYWHERE = frozenset(
 )
 
 
+_NEUTRAL_SUFFIX = frozenset(
+    {
+        "value", "val", "str", "string", "b64", "base64", "hex", "raw", "data", "plain",
+        "base", "salt", "pepper", "seed", "prod", "production", "dev", "development",
+        "staging", "stage", "live", "test", "sandbox", "local", "default", "override",
+        "new", "old", "current", "primary", "secondary", "backup", "main", "admin", "root",
+        "master", "v", "ro", "rw", "read", "write", "readonly", "global", "shared", "internal",
+        "external", "private", "secret", "server", "client", "app", "user", "service",
+    }
+)  # fmt: skip
+
+
+def _is_secret_word(w: str) -> bool:
+    return (
+        w in _PASSWORD_WORDS
+        or w in _SECRET_WORDS
+        or w.endswith(_SUFFIXES_PASSWORD)
+        or w.endswith(_SUFFIXES_SECRET)
+        or w == "key"
+        or (w.endswith("key") and len(w) > 3)
+    )
+
+
 def name_words(name: str) -> list[str]:
     """``dbPassword`` -> [db, password]; ``DB_PASSWORD`` -> [db, password];
     ``spring.datasource.password`` -> [spring, datasource, password]."""
@@ -395,6 +418,14 @@ def evidence(name: str) -> Evidence:
     if not words:
         return Evidence.NONE
     if any(w in _NOT_A_SECRET_ANYWHERE for w in words) or words[-1] in _NOT_A_VALUE_TAIL:
+        return Evidence.NONE
+    # what follows the last secret word must qualify the value, not make it something
+    # else: DB_PASSWORD_PROD, SECRET_KEY_BASE, API_KEY_V2 hold secrets; token_requests,
+    # key_node_tag, client_secret_basic do not
+    last = max((i for i, w in enumerate(words) if _is_secret_word(w)), default=-1)
+    if last >= 0 and any(
+        not (w in _NEUTRAL_SUFFIX or w.isdigit() or _is_secret_word(w)) for w in words[last + 1 :]
+    ):
         return Evidence.NONE
     best = Evidence.NONE
     for i, w in enumerate(words):
@@ -518,6 +549,16 @@ def is_stock_password(value: bytes) -> bool:
         return True
     # letters only: one word, two glued (adminpassword), camel words (IAmSensitive)
     return value.isalpha() and (is_dictionary_word(value) or is_word_like(value))
+
+
+def is_wordy(value: bytes) -> bool:
+    """Letters and separators only, and the letters are one or two words (or stock):
+    ``apples/oranges``, ``pass/word``. A URL password like that is documentation."""
+    from detectors.filters import is_dictionary_word
+
+    if _DIGIT.search(value) is not None:
+        return False
+    return is_stock_password(value) or is_dictionary_word(value)
 
 
 def is_word_like(value: bytes) -> bool:
