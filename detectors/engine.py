@@ -82,6 +82,7 @@ class _Compiled:
     allow: regex.Pattern[bytes] | None
     stopwords: tuple[bytes, ...]
     named: bool  # a generic rule whose pattern captures the name the value is assigned to
+    trigger: regex.Pattern[bytes] | None  # the regex backend's stand-in for Hyperscan's hits
 
 
 def _alternation(parts: Iterable[str]) -> regex.Pattern[bytes] | None:
@@ -162,6 +163,7 @@ class Engine:
             allow=_alternation(rule.allowlist.regexes),
             stopwords=tuple(s.lower().encode() for s in rule.allowlist.stopwords),
             named=rule.generic and "name" in pattern.groupindex,
+            trigger=_compile_trigger(rule.trigger),
         )
 
     # -- hits ---------------------------------------------------------------------------
@@ -198,7 +200,10 @@ class Engine:
                     lowered = data.lower()
                 if not any(k.encode() in lowered for k in rule.keywords):
                     continue
-            ends = [m.end() for m in self._get(i).pattern.finditer(data)]
+            c = self._get(i)
+            # the same hit positions Hyperscan reports: the trigger's ends when there is one
+            finder = c.pattern if c.trigger is None else c.trigger
+            ends = [m.end() for m in finder.finditer(data, overlapped=c.trigger is not None)]
             if ends:
                 hits[i] = ends
         b64 = [m.end() for m in self._b64_trigger.finditer(data)]
@@ -362,6 +367,16 @@ class Engine:
         ):
             return "allowlist"
         return None
+
+
+def _compile_trigger(trigger: str | None) -> regex.Pattern[bytes] | None:
+    if trigger is None:
+        return None
+    import regex
+
+    from detectors.rule import regex_flags
+
+    return regex.compile(trigger.encode(), regex_flags())
 
 
 def _unquote(value: bytes) -> bytes:

@@ -42,6 +42,12 @@ SHAPES = [
     "        - name: STRIPE_WEBHOOK_SECRET\n          value: {v}",
     "curl -H 'Authorization: Bearer {v}' https://api.acme.io",
     "$env:REGISTRY_PASSWORD = '{v}'",
+    'variable "db_password" {{\n  type      = string\n  default   = "{v}"\n}}',
+    "machine git.acme.io\n  login deploy\n  password {v}",
+    "db.internal:5432:orders:orders_app:{v}",
+    "curl -fsS -u admin:{v} https://jenkins.internal/api/json",
+    "htpasswd -b -c /etc/nginx/.htpasswd admin {v}",
+    'props.setProperty("smtp.password", "{v}");',
 ]
 
 
@@ -81,12 +87,38 @@ LOOK_ALIKES = [
     "secret_version = '2.14.0'",
     "mysql -u root -p orders",
     "docker login -u ci --password-stdin registry.acme.io",
+    'token_requests: "List[StorageV1TokenRequest]"',
+    "jsonnet_token = r'[^\\W\\d]\\w*'",
+    "if key_node.tag == 'tag:yaml.org,2002:value':",
+    "client_secret_basic = 'client_secret_basic_method'",
+    "DATABASE_URL=dbtype://username:apples%2Foranges@hostspec/database",
+    "RECAPTCHA_SITE_KEY=6LcQ7TgUAAAAAH3bRkPqV9dN2xZ4mW8yK1sJ5fTg",
+    "MAPBOX_TOKEN=pk.eyJ1IjoiYWNtZSIsImEiOiJja3Z4In0.Qm8dT2vR9sL4kX7pN1wZ3y",
+    "encrypted_password: AQICAHhBc2Vy0mK4pX9dL2vN8qR3tZ7wY1sF6gH5jU0iO==",
+    "password: ENC[AES256_GCM,data:Tr0ub4dor,iv:abc,tag:def,type:str]",
 ]
 
 
 @pytest.mark.parametrize("text", LOOK_ALIKES)
 def test_look_alikes_are_not_reported(engine: Engine, text: str) -> None:
     assert not [h for h in found(engine, text) if h[0].startswith("generic.")], text
+
+
+def test_a_notebook_cell_is_read_like_code(engine: Engine) -> None:
+    value = password(21, n=20)
+    cell = '   "source": [\n    "DB_PASSWORD = \\"' + value + '\\"\\n",\n    "connect()"\n   ]'
+    hits = found(engine, cell)
+    assert [s for _, s in hits] == [value]
+    # offsets still point at the value in the file as written
+    (m,) = engine.scan(cell.encode())
+    assert cell.encode()[m.start : m.end] == value.encode()
+
+
+def test_passwords_made_of_words_are_reported_but_stock_ones_are_not(engine: Engine) -> None:
+    assert found(engine, 'LDAP_PASSWORD = "Tundra-Bramble4123"')
+    assert found(engine, "ARG BIND_PASSWORD=Summit-Harbor4467")
+    for stock in ("P@ssw0rd123!", "changeme123", "Password1", "adminadmin"):
+        assert not found(engine, f"DB_PASSWORD={stock}"), stock
 
 
 def test_names_are_split_across_case_styles() -> None:
@@ -102,7 +134,18 @@ def test_name_evidence() -> None:
     assert generic.evidence("MAILGUN_API_KEY") is E.SECRET
     assert generic.evidence("clientsecret") is E.SECRET
     assert generic.evidence("SENDGRID_KEY") is E.WEAK
-    for name in ("password_length", "token_url", "PUBLIC_KEY", "next_page_token", "sort_key"):
+    assert generic.evidence("DB_PASSWORD_PROD") is E.PASSWORD
+    assert generic.evidence("SECRET_KEY_BASE") is E.SECRET
+    for name in (
+        "password_length",
+        "token_url",
+        "PUBLIC_KEY",
+        "next_page_token",
+        "sort_key",
+        "token_requests",
+        "client_secret_basic",
+        "RECAPTCHA_SITE_KEY",
+    ):
         assert generic.evidence(name) is E.NONE, name
 
 
@@ -140,3 +183,24 @@ def test_a_provider_rule_wins_and_one_generic_finding_per_value(engine: Engine) 
     value = password(11, n=20)
     hits = found(engine, f"./manage.py createsuperuser --password={value}")
     assert [r for r, _ in hits] == ["generic.cli-password"]
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    import base64
+    import json
+
+    def b64(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    sig = base64.urlsafe_b64encode(password(31, n=32).encode()).decode().rstrip("=")
+    return f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(claims)}.{sig}"
+
+
+def test_publishable_keys_are_not_reported_but_their_secret_twins_are(engine: Engine) -> None:
+    anon = _jwt({"iss": "supabase", "ref": "qwertyuiopasdfgh", "role": "anon", "iat": 1700000000})
+    service = _jwt({"iss": "supabase", "ref": "qwertyuiopasdfgh", "role": "service_role"})
+    assert found(engine, f"NEXT_PUBLIC_SUPABASE_ANON_KEY={anon}") == []
+    rules = {r for r, _ in found(engine, f"SUPABASE_SERVICE_ROLE_KEY={service}")}
+    assert "jwt.token" in rules
+    dsn = "https://" + "4fc65a32ac937ac5e10cd914c8bbcdf3" + "@o450871.ingest.sentry.io/5502374"
+    assert found(engine, f"SENTRY_DSN={dsn}") == []
