@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import regex
 
-from detectors import decoders, filters, generic, hsdb
+from detectors import decoders, filters, hsdb
 from detectors.entropy import shannon
 from detectors.rule import Rule
 from detectors.ruleset import RuleSet
@@ -343,6 +343,8 @@ class Engine:
         if why is not None:
             return why
         if rule.generic:
+            from detectors import generic  # its patterns compile only when a name needs judging
+
             ev = generic.Evidence.PASSWORD  # no name: the rule's context says password (-p...)
             if c.named:
                 ends = m.ends("name")  # a rule may name the group in each alternative
@@ -358,15 +360,19 @@ class Engine:
             return "rule_allowlist"  # a URL's password is checked as written and decoded
         if any(w in low for w in c.stopwords):
             return "rule_allowlist"
-        if rule.family == "uri" and generic.is_wordy(
-            _unquote(secret) if b"%" in secret else secret
-        ):
+        if rule.family == "uri" and _is_wordy(_unquote(secret) if b"%" in secret else secret):
             return "dictionary_word"  # apples/oranges, pass%2Fword: documentation passwords
         if (self._global_allow is not None and self._global_allow.search(secret)) or any(
             w in low for w in self._global_stop
         ):
             return "allowlist"
         return None
+
+
+def _is_wordy(value: bytes) -> bool:
+    from detectors import generic
+
+    return generic.is_wordy(value)
 
 
 def _compile_trigger(trigger: str | None) -> regex.Pattern[bytes] | None:

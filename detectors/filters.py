@@ -97,15 +97,38 @@ def common_words() -> frozenset[bytes]:
     return frozenset(w.strip().lower() for w in text.splitlines() if w.strip())
 
 
+class WordList:
+    """Membership in a sorted newline-separated word file, built lazily: the first
+    lookups search the file's bytes (tens of microseconds each), and only a caller that
+    keeps asking (a history scan) pays the ~30 ms of building a set. A hook that meets
+    two generic candidates never builds it."""
+
+    _BUILD_AFTER = 64
+
+    def __init__(self, *texts: bytes) -> None:
+        self._text = b"\n" + b"\n".join(t.strip().lower() for t in texts) + b"\n"
+        self._set: frozenset[bytes] | None = None
+        self._asked = 0
+
+    def __contains__(self, word: object) -> bool:
+        if not isinstance(word, bytes) or not word or b"\n" in word:
+            return False
+        if self._set is None:
+            self._asked += 1
+            if self._asked <= self._BUILD_AFTER:
+                return b"\n" + word + b"\n" in self._text
+            self._set = frozenset(w for w in self._text.split(b"\n") if w)
+        return word in self._set
+
+
 @cache
-def _words() -> frozenset[bytes]:
+def _words() -> WordList:
     """Common passwords and code words (words.txt) and an English word list (english.txt,
     from SCOWL via Debian's wamerican: lowercase words of 3-12 letters; licence in
     english.LICENSE). Beside this module as package data: importlib.resources costs a
     hook 4 ms to import."""
     data = Path(__file__).parent / "data"
-    text = (data / "words.txt").read_bytes() + b"\n" + (data / "english.txt").read_bytes()
-    return frozenset(w.strip().lower() for w in text.splitlines() if w.strip())
+    return WordList((data / "words.txt").read_bytes(), (data / "english.txt").read_bytes())
 
 
 def is_placeholder(value: bytes) -> bool:

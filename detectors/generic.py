@@ -24,6 +24,7 @@ import re
 from enum import IntEnum
 
 from detectors.entropy import shannon
+from detectors.filters import WordList
 
 
 class Evidence(IntEnum):
@@ -527,7 +528,7 @@ def _randomness(value: bytes) -> float:
     return shannon(value) / ceiling if ceiling else 0.0
 
 
-def _dictionary() -> frozenset[bytes]:
+def _dictionary() -> WordList:
     from detectors.filters import _words
 
     return _words()
