@@ -84,17 +84,22 @@ _ATTRIBUTE_RE = re.compile(
 _PASSPHRASE_RE = re.compile(rb"[A-Z][a-z]+[-_][A-Z][a-z]+")
 _SNAKE_RE = re.compile(rb"^[:@$]?\.*_*[a-z][a-z0-9]*(?:[_.:/@-][a-z0-9]*)+$")
 _URL_RE = re.compile(rb"^[a-z][a-z0-9+.-]*://[^:@/\s]+(?:[:/?#]|$)", re.IGNORECASE)
-_HAS_DIGIT = re.compile(rb"\d")
-_HAS_LOWER = re.compile(rb"[a-z]")
-_HAS_UPPER = re.compile(rb"[A-Z]")
+HAS_DIGIT = re.compile(rb"\d")
+HAS_LOWER = re.compile(rb"[a-z]")
+HAS_UPPER = re.compile(rb"[A-Z]")
 _SEQUENCES = (b"0123456789", b"abcdefghijklmnopqrstuvwxyz", b"qwertyuiop", b"asdfghjkl")
+
+
+@cache
+def _data(name: str) -> bytes:
+    # beside this module (package data); importlib.resources costs a hook 4 ms to import
+    return (Path(__file__).parent / "data" / name).read_bytes()
 
 
 @cache
 def common_words() -> frozenset[bytes]:
     """words.txt alone: stock passwords and the words code uses for secrets."""
-    text = (Path(__file__).parent / "data" / "words.txt").read_bytes()
-    return frozenset(w.strip().lower() for w in text.splitlines() if w.strip())
+    return frozenset(w.strip().lower() for w in _data("words.txt").splitlines() if w.strip())
 
 
 class WordList:
@@ -125,10 +130,8 @@ class WordList:
 def _words() -> WordList:
     """Common passwords and code words (words.txt) and an English word list (english.txt,
     from SCOWL via Debian's wamerican: lowercase words of 3-12 letters; licence in
-    english.LICENSE). Beside this module as package data: importlib.resources costs a
-    hook 4 ms to import."""
-    data = Path(__file__).parent / "data"
-    return WordList((data / "words.txt").read_bytes(), (data / "english.txt").read_bytes())
+    english.LICENSE)."""
+    return WordList(_data("words.txt"), _data("english.txt"))
 
 
 def is_placeholder(value: bytes) -> bool:
@@ -144,10 +147,8 @@ def is_placeholder(value: bytes) -> bool:
 
 @cache
 def _known_examples() -> frozenset[bytes]:
-    text = (Path(__file__).parent / "data" / "known_examples.txt").read_bytes()
-    return frozenset(
-        line.strip() for line in text.splitlines() if line.strip() and not line.startswith(b"#")
-    )
+    lines = _data("known_examples.txt").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith(b"#"))
 
 
 def is_known_example(value: bytes) -> bool:
@@ -188,17 +189,18 @@ def is_identifier(value: bytes) -> bool:
     ``:save_password``, ``rsa.RSAPrivateKey``, ``V1SecretVolumeSource``): the shape of
     code rather than of a key."""
     if _IDENTIFIER_RE.match(value) is not None:
-        if _PASSPHRASE_RE.search(value) is not None and _HAS_DIGIT.search(value) is not None:
+        if _PASSPHRASE_RE.search(value) is not None and HAS_DIGIT.search(value) is not None:
             return False  # Tundra-Bramble4123: capitalised words and digits, a password
         if _ATTRIBUTE_RE.match(value) is not None:
             return True  # module.Name, obj.attr.method: code, whatever the case
         if _SNAKE_RE.match(value) is not None:
             return True
-        return _reads_as_words(value, 1 if _HAS_DIGIT.search(value) is None else 2)
+        return _reads_as_words(value, 1 if HAS_DIGIT.search(value) is None else 2)
     return _SNAKE_RE.match(value) is not None
 
 
-_TOKEN_RE = re.compile(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
+# the words of a code name: camel humps, acronyms, runs of one case (XMLHttpRequest -> XML Http Request)
+CAMEL_WORDS = re.compile(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 
 
 def _reads_as_words(value: bytes, need: int) -> bool:
@@ -207,7 +209,7 @@ def _reads_as_words(value: bytes, need: int) -> bool:
     (``jxlPXwTpirjEAfxToxBE``) splits into short, wordless pieces instead."""
     if need == 1 and (value.lower() == value or value.upper() == value):
         return True  # one case and no digits: a name or a word, never a key
-    toks = _TOKEN_RE.findall(value)
+    toks = CAMEL_WORDS.findall(value)
     if not toks:
         return False
     letters = sum(len(t) for t in toks)
@@ -249,7 +251,7 @@ def is_percent_encoded(value: bytes) -> bool:
 
 def is_single_class(value: bytes) -> bool:
     """Only one character class (all lowercase, all digits, ...): phone numbers, ids, words."""
-    classes = sum(1 for rx in (_HAS_DIGIT, _HAS_LOWER, _HAS_UPPER) if rx.search(value) is not None)
+    classes = sum(1 for rx in (HAS_DIGIT, HAS_LOWER, HAS_UPPER) if rx.search(value) is not None)
     return classes <= 1 and re.search(rb"[^A-Za-z0-9]", value) is None
 
 

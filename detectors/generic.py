@@ -19,12 +19,19 @@ steps that a regex cannot express:
 
 from __future__ import annotations
 
-import math
 import re
 from enum import IntEnum
 
-from detectors.entropy import shannon
-from detectors.filters import WordList
+from detectors.entropy import class_ceiling, shannon
+from detectors.filters import (
+    CAMEL_WORDS,
+    HAS_DIGIT,
+    HAS_LOWER,
+    HAS_UPPER,
+    common_words,
+    is_dictionary_word,
+)
+from detectors.filters import _words as dictionary
 
 
 class Evidence(IntEnum):
@@ -36,7 +43,7 @@ class Evidence(IntEnum):
     PASSWORD = 3  # password, passwd, pwd: people choose these, so they are shorter
 
 
-_WORD_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_NAME_PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")  # CAMEL_WORDS + digits
 
 _PASSWORD_WORDS = frozenset(
     {"password", "passwd", "passwort", "passphrase", "pwd", "pw", "pass", "passwords", "pword"}
@@ -410,7 +417,7 @@ def _is_secret_word(w: str) -> bool:
 def name_words(name: str) -> list[str]:
     """``dbPassword`` -> [db, password]; ``DB_PASSWORD`` -> [db, password];
     ``spring.datasource.password`` -> [spring, datasource, password]."""
-    return [w.lower() for w in _WORD_RE.findall(name)]
+    return [w.lower() for w in _NAME_PARTS.findall(name)]
 
 
 def evidence(name: str) -> Evidence:
@@ -447,11 +454,7 @@ def evidence(name: str) -> Evidence:
 
 # -- the value -------------------------------------------------------------------------------
 
-_LOWER = re.compile(rb"[a-z]")
-_UPPER = re.compile(rb"[A-Z]")
-_DIGIT = re.compile(rb"[0-9]")
 _SYMBOL = re.compile(rb"[^A-Za-z0-9]")
-_HEX = re.compile(rb"^[0-9a-f]+$|^[0-9A-F]+$")
 _NUMERIC_ISH = re.compile(rb"^[0-9.:/_+-]+$")  # versions, dates, addresses, ports
 _PATH = re.compile(
     rb"^(?:~?/|\.{1,2}/|[A-Za-z]:\\|file:|classpath:)|"
@@ -479,14 +482,15 @@ _UUID = re.compile(
     rb"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
 _LEET = bytes.maketrans(b"013457@$!|", b"oieastasil")
-_CAMEL_TOKEN = re.compile(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 _TRAILER = re.compile(rb"[0-9!@#$%^&*._+-]+$")  # Password123!, Summer2024!
 _REPEAT_UNIT = re.compile(rb"^(.{1,8}?)\1{2,}")  # abcabcabc, 121212
 _RUN = re.compile(rb"(.)\1{3,}")  # aaaa inside a value
 
 
 def classes(value: bytes) -> int:
-    return sum(1 for rx in (_LOWER, _UPPER, _DIGIT, _SYMBOL) if rx.search(value) is not None)
+    return sum(
+        1 for rx in (HAS_LOWER, HAS_UPPER, HAS_DIGIT, _SYMBOL) if rx.search(value) is not None
+    )
 
 
 _RUN_OF_ALNUM = re.compile(rb"[A-Za-z0-9]{16,}")
@@ -506,32 +510,11 @@ def randomness(value: bytes) -> float:
 
 
 def _randomness(value: bytes) -> float:
-    """Entropy against what this value's length and character classes can reach: about
-    0.9 and more for a random string, lower for words, patterns and repeats.
-
-    The alphabet counts the classes present (lowercase 26, uppercase 26, digits 10,
-    symbols 32), or 16 for a hex string, so a 40-character hex key is measured against
-    4 bits and a 12-character password against log2(12)."""
-    n = len(value)
-    if n < 2:
-        return 0.0
-    if _HEX.match(value) and _DIGIT.search(value) and re.search(rb"[a-fA-F]", value):
-        alphabet = 16
-    else:
-        alphabet = (
-            26 * bool(_LOWER.search(value))
-            + 26 * bool(_UPPER.search(value))
-            + 10 * bool(_DIGIT.search(value))
-            + 32 * bool(_SYMBOL.search(value))
-        )
-    ceiling = math.log2(min(n, max(alphabet, 2)))
+    """Entropy against what this value's length and character classes can reach
+    (:func:`detectors.entropy.class_ceiling`): about 0.9 and more for a random string,
+    lower for words, patterns and repeats."""
+    ceiling = class_ceiling(value)
     return shannon(value) / ceiling if ceiling else 0.0
-
-
-def _dictionary() -> WordList:
-    from detectors.filters import _words
-
-    return _words()
 
 
 def is_stock_password(value: bytes) -> bool:
@@ -539,8 +522,6 @@ def is_stock_password(value: bytes) -> bool:
     or one plain word with nothing else: what documentation and tests write. A password
     made of words, digits and symbols (``Velvet-Harbor-42!``) is what people really choose,
     and is reported."""
-    from detectors.filters import common_words, is_dictionary_word
-
     stem = _TRAILER.sub(b"", value)
     core = re.sub(rb"[^a-z]", b"", stem.translate(_LEET).lower())
     if not core or core in common_words():
@@ -555,22 +536,18 @@ def is_stock_password(value: bytes) -> bool:
 def is_wordy(value: bytes) -> bool:
     """Letters and separators only, and the letters are one or two words (or stock):
     ``apples/oranges``, ``pass/word``. A URL password like that is documentation."""
-    from detectors.filters import is_dictionary_word
-
-    if _DIGIT.search(value) is not None:
+    if HAS_DIGIT.search(value) is not None:
         return False
     return is_stock_password(value) or is_dictionary_word(value)
 
 
 def is_word_like(value: bytes) -> bool:
     """Made of words once leetspeak and digits are undone: ``P@ssw0rd123``, ``Summer2024!``."""
-    from detectors.filters import is_dictionary_word
-
     if is_dictionary_word(value):
         return True
-    toks = [t.lower() for t in _CAMEL_TOKEN.findall(value)]
+    toks = [t.lower() for t in CAMEL_WORDS.findall(value)]
     if toks and sum(len(t) for t in toks) >= len(value) * 0.6:
-        words = _dictionary()
+        words = dictionary()
         if any(len(t) >= 4 for t in toks) and all(len(t) <= 2 or t in words for t in toks):
             return True  # IAmSensitive, NotARealToken, MySuperSecretValue
     stem = _TRAILER.sub(b"", value)
@@ -605,7 +582,7 @@ def value_rejection(value: bytes, ev: Evidence) -> str | None:
     floor = {Evidence.PASSWORD: 0.72, Evidence.SECRET: 0.78, Evidence.WEAK: 0.85}[ev]
     if randomness(value) < floor:
         return "generic_entropy"
-    if ev is Evidence.WEAK and (k < 2 or _DIGIT.search(value) is None):
+    if ev is Evidence.WEAK and (k < 2 or HAS_DIGIT.search(value) is None):
         return "generic_weak_name"
     if ev is Evidence.PASSWORD:
         if is_stock_password(value):
