@@ -360,19 +360,11 @@ class Engine:
             return "rule_allowlist"  # a URL's password is checked as written and decoded
         if any(w in low for w in c.stopwords):
             return "rule_allowlist"
-        if rule.family == "uri" and _is_wordy(_unquote(secret) if b"%" in secret else secret):
-            return "dictionary_word"  # apples/oranges, pass%2Fword: documentation passwords
         if (self._global_allow is not None and self._global_allow.search(secret)) or any(
             w in low for w in self._global_stop
         ):
             return "allowlist"
         return None
-
-
-def _is_wordy(value: bytes) -> bool:
-    from detectors import generic
-
-    return generic.is_wordy(value)
 
 
 def _compile_trigger(trigger: str | None) -> regex.Pattern[bytes] | None:

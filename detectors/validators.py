@@ -101,10 +101,21 @@ def basic_credentials(secret: bytes) -> bool:
     return bool(sep and user and len(pw) >= 4 and text.isprintable())
 
 
+def url_password(secret: bytes) -> bool:
+    """A URL's password as written or percent-decoded is not only words and separators
+    (``apples/oranges``, ``pass%2Fword``): those are documentation."""
+    from urllib.parse import unquote_to_bytes
+
+    from detectors.generic import is_wordy
+
+    return not is_wordy(unquote_to_bytes(secret) if b"%" in secret else secret)
+
+
 CHECKSUMS: dict[str, Callable[[bytes], bool]] = {
     "basic_credentials": basic_credentials,
     "github_crc32": github_crc32,
     "npm_crc32": npm_crc32,
     "luhn": luhn,
     "jwt": jwt_shape,
+    "url_password": url_password,
 }
