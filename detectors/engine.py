@@ -82,7 +82,6 @@ class _Compiled:
     allow: regex.Pattern[bytes] | None
     stopwords: tuple[bytes, ...]
     named: bool  # a generic rule whose pattern captures the name the value is assigned to
-    trigger: regex.Pattern[bytes] | None  # the regex backend's stand-in for Hyperscan's hits
 
 
 def _alternation(parts: Iterable[str]) -> regex.Pattern[bytes] | None:
@@ -139,6 +138,7 @@ class Engine:
         if self.backend == "regex":
             import regex
 
+            self._triggers: dict[int, Any] = {}
             self._b64_trigger = regex.compile(decoders.BASE64_TRIGGER, regex.MULTILINE)
             self._pct_trigger = regex.compile(decoders.PERCENT_TRIGGER, regex.MULTILINE)
 
@@ -163,7 +163,6 @@ class Engine:
             allow=_alternation(rule.allowlist.regexes),
             stopwords=tuple(s.lower().encode() for s in rule.allowlist.stopwords),
             named=rule.generic and "name" in pattern.groupindex,
-            trigger=_compile_trigger(rule.trigger),
         )
 
     # -- hits ---------------------------------------------------------------------------
@@ -200,10 +199,13 @@ class Engine:
                     lowered = data.lower()
                 if not any(k.encode() in lowered for k in rule.keywords):
                     continue
-            c = self._get(i)
-            # the same hit positions Hyperscan reports: the trigger's ends when there is one
-            finder = c.pattern if c.trigger is None else c.trigger
-            ends = [m.end() for m in finder.finditer(data, overlapped=c.trigger is not None)]
+            if rule.trigger is None:
+                ends = [m.end() for m in self._get(i).pattern.finditer(data)]
+            else:  # the same hit positions Hyperscan reports: the trigger's ends
+                trigger = self._triggers.get(i)
+                if trigger is None:
+                    trigger = self._triggers[i] = rule.compiled_trigger()
+                ends = [m.end() for m in trigger.finditer(data, overlapped=True)]
             if ends:
                 hits[i] = ends
         b64 = [m.end() for m in self._b64_trigger.finditer(data)]
@@ -365,16 +367,6 @@ class Engine:
         ):
             return "allowlist"
         return None
-
-
-def _compile_trigger(trigger: str | None) -> regex.Pattern[bytes] | None:
-    if trigger is None:
-        return None
-    import regex
-
-    from detectors.rule import regex_flags
-
-    return regex.compile(trigger.encode(), regex_flags())
 
 
 def _unquote(value: bytes) -> bytes:

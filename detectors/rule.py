@@ -74,6 +74,14 @@ class Rule:
 
         return regex.compile(self.regex.encode(), regex_flags())
 
+    def compiled_trigger(self) -> Pattern[bytes] | None:
+        """The trigger for the ``regex`` backend, which stands in for Hyperscan's hits."""
+        if self.trigger is None:
+            return None
+        import regex
+
+        return regex.compile(self.trigger.encode(), regex_flags())
+
     def group(self, pat: Pattern[bytes] | None = None) -> int | str:
         """The group holding the secret: explicit, else ``secret``, else 1, else the match."""
         if self.secret_group is not None:
@@ -99,7 +107,9 @@ class Rule:
     def reach(self) -> int:
         """How many bytes after a hit's end the match can still run: with a trigger,
         the rest of the match (``max_length``)."""
-        return self.max_length or DEFAULT_MAX_LENGTH if self.trigger is not None else 0
+        if self.trigger is None:
+            return 0
+        return self.max_length if self.max_length is not None else DEFAULT_MAX_LENGTH
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
