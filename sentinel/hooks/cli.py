@@ -70,5 +70,7 @@ def _run(hook: str, file: str | None) -> int:
 
         return pre_receive(sys.stdin.buffer.read())
     except SentinelError as exc:
-        print(f"sentinel: error: {exc}", file=sys.stderr)
+        from sentinel.display import for_terminal
+
+        print(f"sentinel: error: {for_terminal(exc)}", file=sys.stderr)
         return 2

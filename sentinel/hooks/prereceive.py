@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from sentinel.display import for_terminal
 from sentinel.errors import ConfigError, SentinelError, SourceError
 from sentinel.hooks import gitio
 from sentinel.models import Occurrence, Origin
@@ -152,12 +153,22 @@ class ServerConfig:
         return cfg
 
 
+PUSHER_VARS = ("GL_USERNAME", "GITEA_PUSHER_NAME", "GITHUB_USER_LOGIN", "REMOTE_USER")
+
+
 def pusher(env: Mapping[str, str]) -> str:
-    """Who is pushing, as the hosting software tells its hooks."""
-    for var in ("GL_USERNAME", "GITEA_PUSHER_NAME", "GITHUB_USER_LOGIN", "REMOTE_USER"):
+    """Who is pushing, as the hosting software tells its hooks; else the account the
+    hook runs as (from the password database when USER and LOGNAME are unset, as they
+    are under many daemons), never a bare "unknown" while the uid has a name."""
+    for var in (*PUSHER_VARS, "USER", "LOGNAME"):
         if env.get(var):
             return env[var]
-    return env.get("USER") or env.get("LOGNAME") or "unknown"
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, OSError):
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 def push_options(env: Mapping[str, str]) -> list[str]:
@@ -340,6 +351,8 @@ def _scan_objects(
 
     n = scanning.workers(None)
     if n > 1 and total > POOL_BYTES:
+        import multiprocessing as mp
+
         shards = gs.shard(lines, sizes, n)
         results = []
         with scanning.pool(spec, n) as p:
@@ -350,7 +363,9 @@ def _scan_objects(
                     deadline.check("scanning the pushed objects")
                 try:
                     results.append(it.next(timeout=left))
-                except TimeoutError:
+                except (mp.TimeoutError, TimeoutError):
+                    # the pool raises multiprocessing's own TimeoutError, which is not
+                    # the built-in one: catching only the built-in crashed the hook
                     p.terminate()
                     raise BudgetExceeded(
                         f"the {deadline.budget:g} s time budget ran out while scanning "
@@ -471,7 +486,9 @@ def _finding_record(o: Occurrence) -> dict[str, Any]:
 
 def _describe(o: Occurrence) -> str:
     commit = (o.origin.commit or "?")[:12]
-    return f"  {commit}  {o.origin.path}:{o.line}  {o.rule_id}  {o.redacted}"
+    # the path and preview come from the pushed tree: escaped, so a name cannot hide a
+    # finding behind terminal escapes in the pusher's terminal
+    return for_terminal(f"  {commit}  {o.origin.path}:{o.line}  {o.rule_id}  {o.redacted}")
 
 
 def pre_receive(
@@ -494,36 +511,43 @@ def pre_receive(
         record.update(outcome=outcome, seconds=round(time.monotonic() - started, 3), **extra)
         problem = log.write(record)
         if problem:
-            out.write(f"sentinel: warning: {problem}\n")
+            out.write(f"sentinel: warning: {for_terminal(problem)}\n")
         return rc
 
-    def failed(why: str, unscanned_updates: list[Update] | None, budget: bool = False) -> int:
+    def queue(cause: str, why: str, queued_updates: list[Update] | None) -> None:
+        queued = {
+            **record,
+            "cause": cause,
+            "reason": why,
+            "updates": [vars(u) for u in queued_updates or []],
+        }
+        problem = _queue_unscanned(repo.git_dir, queued)
+        if problem:
+            out.write(f"sentinel: warning: {for_terminal(problem)}\n")
+
+    def failed(why: str, unscanned_updates: list[Update] | None, cause: str = "error") -> int:
+        """The push could not be scanned (``cause``: time_budget, error, internal_error):
+        the configured fail mode decides, and either way the log says why."""
+        shown = for_terminal(why)
         if cfg.on_timeout == "fail_open":
             out.write(
-                f"sentinel: warning: {why}; the push is accepted unscanned (fail_open) and a "
+                f"sentinel: warning: {shown}; the push is accepted unscanned (fail_open) and a "
                 "full scan of it is queued\n"
             )
-            queued = {
-                **record,
-                "reason": why,
-                "updates": [vars(u) for u in unscanned_updates or []],
-            }
-            problem = _queue_unscanned(repo.git_dir, queued)
-            if problem:
-                out.write(f"sentinel: warning: {problem}\n")
-            return finish("unscanned", 0, reason=why)
+            queue(cause, why, unscanned_updates)
+            return finish("unscanned", 0, reason=why, cause=cause, queued=True)
         hint = (
             "  Push fewer commits at a time, or ask the server's admin (sentinel.timeBudget,\n"
             "  sentinel.onTimeout).\n"
-            if budget
+            if cause == "time_budget"
             else "  This is a problem on the server, not in your commits: tell its admin, and\n"
             "  push again once it is fixed.\n"
         )
         out.write(
-            f"sentinel: push rejected: {why}, so it could not be checked for secrets (fail_closed).\n"
+            f"sentinel: push rejected: {shown}, so it could not be checked for secrets (fail_closed).\n"
             + hint
         )
-        return finish("rejected_unscanned", 1, reason=why)
+        return finish("rejected_unscanned", 1, reason=why, cause=cause)
 
     try:
         updates = parse_updates(stdin)
@@ -545,17 +569,28 @@ def pre_receive(
             )
         else:
             out.write(
-                f"sentinel: scan skipped by {who} (break-glass: {reason!r}); this push is logged\n"
+                f"sentinel: scan skipped by {for_terminal(who)} (break-glass: "
+                f"{for_terminal(reason)!r}); this push is logged and queued for a full scan\n"
             )
-            return finish("skipped", 0, reason=reason)
+            # accepted unscanned like fail_open, so it must reach the same queue: the
+            # secrets a break-glass push may carry are found later, not never
+            queue("break_glass", reason, updates)
+            return finish("skipped", 0, reason=reason, cause="break_glass", queued=True)
 
     deadline = _Deadline(cfg.time_budget, started)
     try:
         scan = scan_push(repo, updates, cfg, deadline)
     except BudgetExceeded as exc:
-        return failed(str(exc), updates, budget=True)
+        return failed(str(exc), updates, cause="time_budget")
     except SentinelError as exc:
         return failed(str(exc), updates)
+    except Exception as exc:  # a bug must not bypass the fail mode either
+        from sentinel.cli.main import _crash_log
+
+        path = _crash_log()
+        return failed(
+            f"internal error: {type(exc).__name__} (details in {path})", updates, "internal_error"
+        )
     counts = {"commits": scan.commits, "blobs": scan.blobs, "bytes": scan.bytes}
     if scan.warnings:
         out.write(
