@@ -6,6 +6,7 @@ again for candidates: the encoded run around each hit is found by walking out
 from the hit with a translation table. Limits keep adversarial input cheap: at
 most ``MAX_CANDIDATES`` runs a chunk, ``MAX_RUN`` bytes a run and
 ``MAX_DECODED`` bytes decoded in all; the engine bounds the recursion depth.
+Each time a limit leaves runs undecoded it is counted (``truncated["decoders"]``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
+
+if TYPE_CHECKING:
+    from detectors.engine import EngineStats
 
 # Where an encoded secret is worth decoding, found without a class-run pattern (a bare
 # ``[A-Za-z0-9+/]{32}`` costs Hyperscan more than all the rules together):
@@ -90,7 +95,8 @@ def _percent_run(data: bytes, end: int) -> tuple[int, int]:
     return lo, end + tail if tail >= 0 else min(len(data), end + 4096)
 
 
-def _printable(data: bytes) -> bool:
+def printable(data: bytes) -> bool:
+    """Whether ``data`` reads as text (UTF-8, mostly printable in its first KB)."""
     sample = data[:1024]
     try:
         text = sample.decode("utf-8")
@@ -119,9 +125,13 @@ def b64decode(blob: bytes) -> bytes | None:
 
 
 def decoded_regions(
-    data: bytes, base64_ends: Sequence[int], percent_ends: Sequence[int]
+    data: bytes,
+    base64_ends: Sequence[int],
+    percent_ends: Sequence[int],
+    stats: EngineStats | None = None,
 ) -> Iterator[tuple[tuple[int, int], bytes, str]]:
-    """(span in ``data``, decoded bytes, encoding name) for each decodable run."""
+    """(span in ``data``, decoded bytes, encoding name) for each decodable run; the
+    runs a limit leaves undecoded are counted in ``stats``."""
     budget = MAX_DECODED
     count = 0
     seen: set[tuple[int, int]] = set()
@@ -131,9 +141,13 @@ def decoded_regions(
     ):
         for end in ends:
             span = find_run(data, end)
-            if span in seen or span[1] - span[0] > MAX_RUN:
+            if span in seen:
                 continue
             seen.add(span)
+            if span[1] - span[0] > MAX_RUN:
+                if stats is not None:
+                    stats.truncate("decoders")
+                continue
             blob = data[span[0] : span[1]]
             if how == "base64":
                 decoded = b64decode(blob)
@@ -141,10 +155,12 @@ def decoded_regions(
                 decoded = unquote_to_bytes(blob)
                 if decoded == blob:
                     decoded = None
-            if decoded is None or len(decoded) < 8 or not _printable(decoded):
+            if decoded is None or len(decoded) < 8 or not printable(decoded):
                 continue
             budget -= len(decoded)
             count += 1
             if budget < 0 or count > MAX_CANDIDATES:
+                if stats is not None:
+                    stats.truncate("decoders")
                 return
             yield span, decoded, how

@@ -9,6 +9,14 @@ Confirmed matches then pass the keyword, entropy, checksum, filter and
 allowlist gates. When Hyperscan cannot load, the ``regex`` backend finds hits
 by scanning each rule whose keywords occur, then shares every later step, so
 both backends report the same matches.
+
+Adversarial input (a chunk of a hundred thousand key-shaped strings) is bounded
+per rule, never for the whole chunk, so one flooded rule cannot blind the
+others: a rule with more than ``FLOOD_HITS`` hits is confirmed over the whole
+chunk at once (its hits are no longer stored); a value is judged once however
+often it repeats; at most ``MAX_DISTINCT`` distinct values a rule and
+``MAX_REPEATS`` occurrences a value are reported from one chunk. What a cap
+leaves out is counted in ``EngineStats.truncated``, by rule, for the report.
 """
 
 from __future__ import annotations
@@ -30,8 +38,12 @@ from detectors.validators import CHECKSUMS
 Backend = Literal["auto", "hyperscan", "regex"]
 INLINE_ALLOW = b"sentinel:allow"
 TAIL = 64  # bytes after a hit that the confirmation window also covers
-MAX_HITS = 100_000  # per scan; past this a chunk is adversarial and the rest is dropped
-MAX_MATCHES_PER_RULE = 5_000
+# Bump when a change makes the engine report differently for the same rules and bytes:
+# caches of earlier verdicts (image layers) are keyed by it.
+ENGINE_VERSION = "2"
+FLOOD_HITS = 20_000  # hits of one rule in one chunk past which the whole chunk is confirmed
+MAX_DISTINCT = 10_000  # distinct values of one rule judged in one chunk; the rest is counted
+MAX_REPEATS = 1_000  # occurrences of one value reported from one chunk; the rest is counted
 CONTEXT = 16  # bytes either side of a window that belong to its cache key (\b, lookbehind)
 CACHE_BYTES = 32 * 1024 * 1024
 # (secret start, end, match start, end, secret, entropy), offsets into the window's chunk
@@ -61,13 +73,50 @@ class GlobalAllowlist:
 
 @dataclass
 class EngineStats:
+    """What the engine did, for the report. ``truncated``: matches a cap left out, by
+    rule (``decoders`` for encoded blobs not decoded); ``scanned_as``: how each chunk
+    was read (``text``, ``utf-16le``, ``binary-strings`` ...), counted by the caller."""
+
     hits: int = 0
     windows: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
-    truncated_chunks: int = 0
+    truncated: dict[str, int] = field(default_factory=dict)
+    scanned_as: dict[str, int] = field(default_factory=dict)
 
     def reject(self, why: str) -> None:
         self.rejected[why] = self.rejected.get(why, 0) + 1
+
+    def truncate(self, what: str, n: int = 1) -> None:
+        self.truncated[what] = self.truncated.get(what, 0) + n
+
+    def merge(self, other: EngineStats) -> None:
+        self.hits += other.hits
+        self.windows += other.windows
+        for mine, theirs in (
+            (self.rejected, other.rejected),
+            (self.truncated, other.truncated),
+            (self.scanned_as, other.scanned_as),
+        ):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+
+    def take(self) -> EngineStats:
+        """These stats, and a fresh start (a worker sends them back per batch)."""
+        out = EngineStats(self.hits, self.windows, self.rejected, self.truncated, self.scanned_as)
+        self.hits = self.windows = 0
+        self.rejected, self.truncated, self.scanned_as = {}, {}, {}
+        return out
+
+
+class _Judged:
+    """One rule's verdicts within one chunk: a value is judged once however often it
+    repeats, and at most ``MAX_DISTINCT`` values are judged at all."""
+
+    __slots__ = ("left_out", "verdicts")
+
+    def __init__(self) -> None:
+        self.verdicts: dict[bytes | tuple[bytes, bytes], tuple[str | None, float]] = {}
+        self.left_out = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +167,9 @@ class Engine:
         self._compiled: list[_Compiled | None] = [None] * len(self._rules)
         self._generic_ids = frozenset(r.id for r in ruleset if r.generic)
         self._order = {r.id: i for i, r in enumerate(self._rules)}
+        self._strict = frozenset(
+            i for i, r in enumerate(self._rules) if not r.generic and r.confidence == "high"
+        )
         n = len(self._rules)
         self._b64_id, self._pct_id = n, n + 1
         self._db: Any = None
@@ -167,8 +219,11 @@ class Engine:
 
     # -- hits ---------------------------------------------------------------------------
 
-    def _hits_hyperscan(self, data: bytes) -> tuple[dict[int, list[int]], list[int], list[int]]:
+    def _hits_hyperscan(self, data: bytes) -> tuple[dict[int, list[int]], set[int]]:
+        """Each rule's hit ends, and the rules flooded past ``FLOOD_HITS`` (their ends
+        are not all kept: they are confirmed over the whole chunk)."""
         hits: dict[int, list[int]] = {}
+        flooded: set[int] = set()
         count = 0
 
         def on_match(pid: int, _from: int, to: int, _flags: int, _ctx: object) -> bool:
@@ -177,20 +232,20 @@ class Engine:
             ends = hits.get(pid)
             if ends is None:
                 hits[pid] = [to]
-            else:
+            elif len(ends) < FLOOD_HITS:
                 ends.append(to)
-            return count >= MAX_HITS
+            else:
+                flooded.add(pid)
+            return False
 
         try:
             self._db.scan(data, match_event_handler=on_match)
-        except Exception as exc:  # hyperscan.error on ScanTerminated when the cap is hit
-            if count < MAX_HITS:
-                raise RuntimeError(f"hyperscan scan failed: {exc}") from None
-            self.stats.truncated_chunks += 1
+        except Exception as exc:
+            raise RuntimeError(f"hyperscan scan failed: {exc}") from None
         self.stats.hits += count
-        return hits, hits.pop(self._b64_id, []), hits.pop(self._pct_id, [])
+        return hits, flooded
 
-    def _hits_regex(self, data: bytes) -> tuple[dict[int, list[int]], list[int], list[int]]:
+    def _hits_regex(self, data: bytes) -> tuple[dict[int, list[int]], set[int]]:
         hits: dict[int, list[int]] = {}
         lowered: bytes | None = None
         for i, rule in enumerate(self._rules):
@@ -208,29 +263,39 @@ class Engine:
                 ends = [m.end() for m in trigger.finditer(data, overlapped=True)]
             if ends:
                 hits[i] = ends
-        b64 = [m.end() for m in self._b64_trigger.finditer(data)]
-        pct = [m.end() for m in self._pct_trigger.finditer(data)]
-        return hits, b64, pct
+        hits[self._b64_id] = [m.end() for m in self._b64_trigger.finditer(data)]
+        hits[self._pct_id] = [m.end() for m in self._pct_trigger.finditer(data)]
+        flooded = {pid for pid, ends in hits.items() if len(ends) > FLOOD_HITS}
+        for pid in flooded:  # the same ends Hyperscan keeps
+            del hits[pid][FLOOD_HITS:]
+        return hits, flooded
 
     # -- confirmation -------------------------------------------------------------------
 
-    def scan(self, data: bytes) -> list[Match]:
-        """Every secret in ``data``, in order of position."""
-        return self._scan(unescape_quotes(data), self.decode_depth)
+    def scan(self, data: bytes, *, strict: bool = False) -> list[Match]:
+        """Every secret in ``data``, in order of position. ``strict``: only rules that
+        are sure without context (high confidence, not generic), for printable runs in
+        binary content, where anything looser is noise."""
+        return self._scan(unescape_quotes(data), self.decode_depth, strict)
 
-    def _scan(self, data: bytes, depth: int) -> list[Match]:
+    def _scan(self, data: bytes, depth: int, strict: bool = False) -> list[Match]:
         if not data:
             return []
         if self._db is not None:
-            hits, b64, pct = self._hits_hyperscan(data)
+            hits, flooded = self._hits_hyperscan(data)
         else:
-            hits, b64, pct = self._hits_regex(data)
+            hits, flooded = self._hits_regex(data)
+        b64, pct = hits.pop(self._b64_id, []), hits.pop(self._pct_id, [])
         out: list[Match] = []
         for pid, ends in hits.items():
-            self._confirm(self._get(pid), data, ends, out)
+            if strict and pid not in self._strict:
+                continue
+            self._confirm(self._get(pid), data, ends, out, whole=pid in flooded)
         if depth > 0 and (b64 or pct):
-            for span, decoded, how in decoders.decoded_regions(data, b64, pct):
-                for m in self._scan(decoded, depth - 1):
+            if self._b64_id in flooded or self._pct_id in flooded:
+                self.stats.truncate("decoders")  # encoded runs past the flood are not decoded
+            for span, decoded, how in decoders.decoded_regions(data, b64, pct, self.stats):
+                for m in self._scan(decoded, depth - 1, strict):
                     out.append(
                         Match(
                             rule_id=m.rule_id,
@@ -249,12 +314,19 @@ class Engine:
     def _drop_shadowed_generic(self, out: list[Match]) -> list[Match]:
         """A provider rule that found the same secret beats the generic detector, and
         one generic finding per value is enough."""
-        specific = [(m.start, m.end) for m in out if m.rule_id not in self._generic_ids]
+        import bisect
+
+        specific = sorted((m.start, m.end) for m in out if m.rule_id not in self._generic_ids)
+        starts = [s for s, _ in specific]
+        reach: list[int] = []  # the furthest end among specific spans starting up to here
+        for _, e in specific:
+            reach.append(max(e, reach[-1]) if reach else e)
         kept: list[Match] = []
         spans: set[tuple[int, int]] = set()
         for m in sorted(out, key=lambda m: self._order[m.rule_id]):  # first rule wins
             if m.rule_id in self._generic_ids:
-                if any(s < m.end and m.start < e for s, e in specific):
+                i = bisect.bisect_left(starts, m.end)  # specific spans starting before m ends
+                if i and reach[i - 1] > m.start:
                     continue
                 if (m.start, m.end) in spans:  # two generic shapes found the same value
                     continue
@@ -262,24 +334,32 @@ class Engine:
             kept.append(m)
         return kept
 
-    def _confirm(self, c: _Compiled, data: bytes, ends: Sequence[int], out: list[Match]) -> None:
+    def _confirm(
+        self, c: _Compiled, data: bytes, ends: Sequence[int], out: list[Match], whole: bool
+    ) -> None:
+        """``whole``: the rule flooded; confirm it over the whole chunk."""
         n = len(data)
         seen: set[tuple[int, int]] = set()
-        found = 0
-        lo = hi = -1
         windows: list[tuple[int, int]] = []
-        after = c.reach + TAIL
-        for e in sorted(ends):
-            s = e - c.window
-            if lo >= 0 and s <= hi:
-                hi = e + after
-            else:
-                if lo >= 0:
-                    windows.append((lo, hi))
-                lo, hi = max(0, s), e + after
-        if lo >= 0:
-            windows.append((lo, hi))
+        if whole:
+            windows.append((0, n))
+        else:
+            lo = hi = -1
+            after = c.reach + TAIL
+            for e in sorted(ends):
+                s = e - c.window
+                if lo >= 0 and s <= hi:
+                    hi = e + after
+                else:
+                    if lo >= 0:
+                        windows.append((lo, hi))
+                    lo, hi = max(0, s), e + after
+            if lo >= 0:
+                windows.append((lo, hi))
         self.stats.windows += len(windows)
+        judged = _Judged()
+        repeats: dict[bytes, int] = {}
+        left_out = 0
         for lo, hi in windows:
             hi = min(hi, n)
             a, b = max(0, lo - CONTEXT), min(n, hi + CONTEXT)
@@ -287,8 +367,10 @@ class Engine:
             key = (c.rule.id, lo - a, hi - a, chunk)
             verdicts = self._cache.get(key)
             if verdicts is None:
-                verdicts = self._confirm_window(c, chunk, lo - a, hi - a)
-                self._remember(key, verdicts, len(chunk))
+                before = judged.left_out
+                verdicts = self._confirm_window(c, chunk, lo - a, hi - a, judged)
+                if judged.left_out == before:  # a window cut short is judged again next time
+                    self._remember(key, verdicts, len(chunk))
             for s, e, ms, me, secret, ent in verdicts:
                 s, e = s + a, e + a
                 if (s, e) in seen:
@@ -297,10 +379,15 @@ class Engine:
                 if self.inline_allow and INLINE_ALLOW in _line_at(data, ms + a, me + a):
                     self.stats.reject("inline_allow")
                     continue
+                times = repeats.get(secret, 0) + 1
+                repeats[secret] = times
+                if times > MAX_REPEATS:
+                    left_out += 1
+                    continue
                 out.append(Match(rule_id=c.rule.id, start=s, end=e, secret=secret, entropy=ent))
-                found += 1
-                if found >= MAX_MATCHES_PER_RULE:
-                    return
+        left_out += judged.left_out
+        if left_out:
+            self.stats.truncate(c.rule.id, left_out)
 
     def _remember(
         self, key: tuple[str, int, int, bytes], verdicts: list[_Verdict], size: int
@@ -313,21 +400,34 @@ class Engine:
             self._cache_bytes = size
         self._cache[key] = verdicts
 
-    def _confirm_window(self, c: _Compiled, chunk: bytes, pos: int, endpos: int) -> list[_Verdict]:
+    def _confirm_window(
+        self, c: _Compiled, chunk: bytes, pos: int, endpos: int, judged: _Judged
+    ) -> list[_Verdict]:
         """Matches in ``chunk[pos:endpos]`` that pass every gate that depends only on the
         match (keyword, entropy, checksum, filters, allowlists)."""
         verdicts: list[_Verdict] = []
+        seen = judged.verdicts
         for m in c.pattern.finditer(chunk, pos, endpos, overlapped=False):
             s, e = m.span(c.group)
             if s < 0 or s == e:
                 continue
             secret = chunk[s:e]
-            ent = shannon(secret)
-            why = self._reject(c, m, secret, ent)
+            # the gates read the whole match, and a generic rule the name before it
+            what: bytes | tuple[bytes, bytes] = m.group(0)
+            if c.named:
+                what = (m.group(0), chunk[max(0, m.start() - NAME_REACH) : m.start()])
+            verdict = seen.get(what)
+            if verdict is None:
+                if len(seen) >= MAX_DISTINCT:
+                    judged.left_out += 1
+                    continue
+                ent = shannon(secret)
+                verdict = seen[what] = (self._reject(c, m, secret, ent), round(ent, 3))
+            why, ent = verdict
             if why is not None:
                 self.stats.reject(why)
                 continue
-            verdicts.append((s, e, m.start(), m.end(), secret, round(ent, 3)))
+            verdicts.append((s, e, m.start(), m.end(), secret, ent))
         return verdicts
 
     def _reject(self, c: _Compiled, m: regex.Match[bytes], secret: bytes, ent: float) -> str | None:

@@ -37,12 +37,12 @@ class RuleSet:
         raise KeyError(rule_id)
 
     def digest(self) -> str:
-        """A hash of everything that changes what the engine compiles."""
+        """A hash of everything in the rules that changes what the engine reports: the
+        patterns, and also keywords, entropy, checksum, confidence, allowlists (a cache
+        of verdicts keyed by less would keep a stale verdict after a rule change)."""
         h = hashlib.sha256()
         for r in self.rules:
-            h.update(r.id.encode() + b"\0" + r.regex.encode() + b"\0")
-            h.update((r.trigger or "").encode() + b"\0")
-            h.update(str(r.max_length).encode() + b"\1")
+            h.update(repr(r).encode() + b"\1")
         return h.hexdigest()
 
     def without(self, ids: Iterable[str]) -> RuleSet:

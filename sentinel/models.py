@@ -68,6 +68,8 @@ class Occurrence:
     entropy: float
     decoded: str = ""
     secret: str = field(default="", repr=False)
+    offset: int | None = None  # byte offsets of the secret in a binary file
+    end_offset: int | None = None
 
     def to_dict(self, show_secret: bool = False) -> dict[str, Any]:
         o = asdict(self.origin)
@@ -88,6 +90,9 @@ class Occurrence:
         }
         if self.decoded:
             d["decoded"] = self.decoded
+        if self.offset is not None:
+            d["offset"] = self.offset
+            d["end_offset"] = self.end_offset
         d.update({k: v for k, v in o.items() if v is not None})
         if show_secret:
             d["secret"] = self.secret

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectors.engine import Backend, GlobalAllowlist
+from detectors.engine import ENGINE_VERSION, Backend, EngineStats, GlobalAllowlist
 from detectors.rule import RuleFormatError, lint_rule
 from detectors.ruleset import RuleSet, load_builtin, load_file
 from sentinel.baseline import Baseline
@@ -148,7 +148,34 @@ def _instant(date: str | None) -> float:
         return float("inf")
 
 
-def _finish(col: Collector, ruleset: RuleSet, started: float, stats: dict[str, Any]) -> ScanResult:
+def engine_report(stats: dict[str, Any], es: EngineStats, col: Collector) -> None:
+    """What the engine did that a reader must know: how files were read, matches a cap
+    left out (by rule, with a warning), and matches an inline ``sentinel:allow`` hid."""
+    if es.scanned_as:
+        stats["scanned_as"] = dict(sorted(es.scanned_as.items()))
+    inline = es.rejected.get("inline_allow", 0)
+    if inline:
+        col.suppressed["inline_allow"] += inline
+    if es.truncated:
+        total = sum(es.truncated.values())
+        stats["truncated"] = dict(sorted(es.truncated.items()))
+        stats["truncated_total"] = total
+        worst = ", ".join(f"{k} ({v})" for k, v in sorted(es.truncated.items())[:5])
+        stats.setdefault("warnings", []).append(
+            f"{total} match(es) not reported or not decoded because of per-chunk caps "
+            f"(adversarial or generated content?): {worst}"
+        )
+
+
+def _finish(
+    col: Collector,
+    ruleset: RuleSet,
+    started: float,
+    stats: dict[str, Any],
+    engine: EngineStats | None = None,
+) -> ScanResult:
+    if engine is not None:
+        engine_report(stats, engine, col)
     occs = col.occurrences()
     stats.update(
         {
@@ -189,7 +216,7 @@ def scan_git(
         "bytes_scanned": gs.bytes,
         "skipped": dict(sorted(gs.skipped.items())),
     }
-    return _finish(col, ruleset, started, stats)
+    return _finish(col, ruleset, started, stats, gs.engine)
 
 
 def scan_paths(paths: list[str], opts: ScanOptions, *, use_ignore: bool = True) -> ScanResult:
@@ -219,7 +246,7 @@ def scan_paths(paths: list[str], opts: ScanOptions, *, use_ignore: bool = True) 
         "bytes_scanned": ws.bytes,
         "skipped": dict(sorted(ws.skipped.items())),
     }
-    return _finish(col, ruleset, started, stats)
+    return _finish(col, ruleset, started, stats, ws.engine)
 
 
 def scan_image(
@@ -256,6 +283,7 @@ def scan_image(
             "|".join(
                 [
                     ruleset.digest(),
+                    ENGINE_VERSION,  # the same rules can report more (UTF-16, binaries, caps)
                     key_id(spec.fingerprint_key),  # cached hits carry fingerprints
                     repr(spec.allowlist),
                     str(spec.decode_depth),
@@ -288,7 +316,7 @@ def scan_image(
         "skipped": dict(sorted(ist.skipped.items())),
         "errors": ist.errors,
     }
-    return _finish(col, ruleset, started, stats)
+    return _finish(col, ruleset, started, stats, ist.engine)
 
 
 def scan_k8s(
@@ -326,4 +354,4 @@ def scan_k8s(
     }
     if cluster_name is not None:
         out["cluster"] = cluster_name
-    return _finish(col, ruleset, started, out)
+    return _finish(col, ruleset, started, out, scanner.engine.stats)

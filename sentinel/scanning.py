@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectors.engine import Backend, Engine, GlobalAllowlist, Match, line_col
+from detectors import content
+from detectors.engine import Backend, Engine, GlobalAllowlist, Match
 from detectors.ruleset import RuleSet
 from sentinel.confidence import for_path
 from sentinel.fingerprint import fingerprint, redact
@@ -62,6 +63,9 @@ class RawHit:
     end_column: int
     entropy: float
     decoded: str
+    offset: int | None = None  # byte offsets in a binary, where lines mean little
+    end_offset: int | None = None
+    redacted: str = ""  # a preview that stands in for ``redact(secret)`` (binary values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +83,39 @@ class KnownHit:
     entropy: float
     decoded: str = ""
     secret: str = ""
+    offset: int | None = None
+    end_offset: int | None = None
 
 
-def resolve(data: bytes, matches: Iterable[Match]) -> list[RawHit]:
+def _positions(data: bytes, offsets: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """(line, column) of many offsets in one pass over ``data`` (one ``line_col`` per
+    offset costs the whole chunk each time: quadratic with many hits)."""
+    out: dict[int, tuple[int, int]] = {}
+    line, last, line_start, col = 1, 0, 0, 1
+    for off in sorted(set(offsets)):
+        newlines = data.count(b"\n", last, off)
+        if newlines:
+            line += newlines
+            line_start = data.rfind(b"\n", last, off) + 1
+            col = len(data[line_start:off].decode("utf-8", "replace")) + 1
+        else:
+            col += len(data[last:off].decode("utf-8", "replace"))
+        out[off] = (line, col)
+        last = off
+    return out
+
+
+def resolve(data: bytes, matches: Iterable[Match], how: str = "") -> list[RawHit]:
+    """Raw hits with lines and columns in ``data``. ``how``: how the chunk was read
+    (``utf-16le`` ...), prefixed to each hit's ``decoded``; ``binary-strings`` hits
+    carry their byte offset too."""
+    matches = list(matches)
+    at = _positions(data, [o for m in matches for o in (m.start, m.end)])
     out = []
     for m in matches:
-        line, col = line_col(data, m.start)
-        end_line, end_col = line_col(data, m.end)
+        line, col = at[m.start]
+        end_line, end_col = at[m.end]
+        decoded = ">".join(x for x in (how, m.decoded) if x)
         out.append(
             RawHit(
                 m.rule_id,
@@ -95,21 +125,31 @@ def resolve(data: bytes, matches: Iterable[Match]) -> list[RawHit]:
                 end_line,
                 end_col,
                 m.entropy,
-                m.decoded,
+                decoded,
+                m.start if how == content.BINARY else None,
+                m.end if how == content.BINARY else None,
             )
         )
     return out
 
 
 def text_hits(engine: Engine, data: bytes) -> list[RawHit]:
-    """The engine's hits in ``data``, positions resolved; none in binary content (git's
-    rule: a NUL in the first 8000 bytes)."""
-    from sentinel.sources.sniff import is_binary
-
-    if is_binary(data):
-        return []
-    matches = engine.scan(data)
-    return resolve(data, matches) if matches else []
+    """The engine's hits in ``data``, positions resolved, however the bytes are best
+    read: as text; UTF-16/32 text decoded (lines and columns in the decoded text,
+    ``decoded`` names the encoding); a binary's printable runs with the strict rules
+    only (``offset`` says where). How each chunk was read is counted in
+    ``engine.stats.scanned_as``."""
+    kind = content.sniff(data)
+    engine.stats.scanned_as[kind] = engine.stats.scanned_as.get(kind, 0) + 1
+    if kind == content.TEXT:
+        matches = engine.scan(data)
+        return resolve(data, matches) if matches else []
+    if kind == content.BINARY:
+        matches = engine.scan(content.printable_runs(data), strict=True)
+        return resolve(data, matches, kind) if matches else []
+    text = content.decode_text(data, kind)
+    matches = engine.scan(text)
+    return resolve(text, matches, kind) if matches else []
 
 
 class OccurrenceFactory:
@@ -128,7 +168,8 @@ class OccurrenceFactory:
         if isinstance(hit, KnownHit):
             fp, preview = hit.fingerprint, hit.redacted
         else:
-            fp, preview = fingerprint(hit.secret.encode(), self.key), redact(hit.secret)
+            fp = fingerprint(hit.secret.encode(), self.key)
+            preview = hit.redacted or redact(hit.secret)
         return Occurrence(
             rule_id=rule.id,
             description=rule.description,
@@ -144,6 +185,8 @@ class OccurrenceFactory:
             entropy=hit.entropy,
             decoded=hit.decoded,
             secret=hit.secret,
+            offset=hit.offset,
+            end_offset=hit.end_offset,
         )
 
     def path_allowed(self, rule_id: str, path: str) -> bool:

@@ -165,7 +165,7 @@ def test_invalid_utf8_around_a_secret(tmp_path: Path) -> None:
     assert doc["stats"]["files_scanned"] == 1
 
 
-def test_binaries_are_skipped_and_counted(tmp_path: Path) -> None:
+def test_binaries_are_scanned_for_provider_tokens_and_counted(tmp_path: Path) -> None:
     hidden, late_nul = token("ghp", 9), token("ghp", 10)
     with open(tmp_path / "zeros.bin", "wb") as fh:
         fh.truncate(MB)  # NUL-filled
@@ -178,11 +178,15 @@ def test_binaries_are_skipped_and_counted(tmp_path: Path) -> None:
     )
 
     doc = scan_path(str(tmp_path), expect=1)
-    assert not find(doc, hidden)
-    assert skipped(doc, "binary") == 2
+    [f] = find(doc, hidden)  # a binary's printable runs, strict rules only
+    head = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + b"x" * 100 + b" TOKEN="
+    assert f["offset"] == len(head)
+    assert f["decoded"] == "binary-strings"
+    assert skipped(doc, "binary") == 0
+    assert doc["stats"]["scanned_as"] == {"binary-strings": 2, "text": 1}
     [f] = find(doc, late_nul)
     assert f["line"] == 4502
-    assert doc["stats"]["files_scanned"] == 1
+    assert doc["stats"]["files_scanned"] == 3
 
 
 def test_file_name_that_is_not_utf8(tmp_path: Path) -> None:

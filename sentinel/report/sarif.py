@@ -53,8 +53,28 @@ def document(result: ScanResult, show_secrets: bool) -> dict[str, Any]:
             k: v
             for k, v in o.to_dict(show_secrets).items()
             if k
-            not in ("rule_id", "description", "path", "line", "column", "end_line", "end_column")
+            not in (
+                "rule_id",
+                "description",
+                "path",
+                "line",
+                "column",
+                "end_line",
+                "end_column",
+                "offset",
+                "end_offset",
+            )
         }
+        region: dict[str, Any] = {
+            "startLine": o.line,
+            "startColumn": o.column,
+            "endLine": o.end_line,
+            "endColumn": o.end_column,
+        }
+        if o.offset is not None:  # in a binary, bytes say where; lines mean little
+            region["byteOffset"] = o.offset
+            if o.end_offset is not None:
+                region["byteLength"] = o.end_offset - o.offset
         results.append(
             {
                 "ruleId": o.rule_id,
@@ -65,12 +85,7 @@ def document(result: ScanResult, show_secrets: bool) -> dict[str, Any]:
                     {
                         "physicalLocation": {
                             "artifactLocation": {"uri": where.path},
-                            "region": {
-                                "startLine": o.line,
-                                "startColumn": o.column,
-                                "endLine": o.end_line,
-                                "endColumn": o.end_column,
-                            },
+                            "region": region,
                         }
                     }
                 ],

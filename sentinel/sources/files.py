@@ -1,7 +1,8 @@
 """Files and directories: walk, honour .gitignore, skip what should not be scanned.
 
-Every skip is counted with its reason (``too_large``, ``binary``, ``symlink``,
-``unreadable``, ``excluded``), so a report says what was not looked at.
+Every skip is counted with its reason (``too_large``, ``symlink``, ``unreadable``,
+``excluded``), so a report says what was not looked at. Binary and UTF-16 files are
+scanned too (``scanning.text_hits``), and counted in the engine's ``scanned_as``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 
 import pathspec
 
+from detectors.engine import EngineStats
 from sentinel.errors import SourceError
-from sentinel.sources.sniff import is_binary
 
 
 @dataclass
@@ -25,6 +26,7 @@ class WalkStats:
     files: int = 0
     bytes: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    engine: EngineStats = field(default_factory=EngineStats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,15 +190,12 @@ def _walk_dir(
 
 
 def read_file(item: FileItem, stats: WalkStats) -> bytes | None:
-    """The file's bytes, or None (counted) when it is binary or unreadable."""
+    """The file's bytes, or None (counted) when it is unreadable."""
     try:
         with open(item.path, "rb") as fh:
             data = fh.read(item.size + 1)
     except OSError:
         stats.skipped["unreadable"] += 1
-        return None
-    if is_binary(data):
-        stats.skipped["binary"] += 1
         return None
     return data
 
@@ -209,7 +208,7 @@ BATCH_BYTES = 2 * 1024 * 1024
 
 def _scan_batch(items: list[FileItem]) -> tuple[list[tuple[str, str, list[Any]]], WalkStats]:
     """Worker: read and scan a batch of files; returns raw hits per displayed path."""
-    from sentinel.scanning import resolve, worker_engine
+    from sentinel.scanning import text_hits, worker_engine
 
     engine = worker_engine()
     stats = WalkStats()
@@ -220,9 +219,10 @@ def _scan_batch(items: list[FileItem]) -> tuple[list[tuple[str, str, list[Any]]]
             continue
         stats.files += 1
         stats.bytes += len(data)
-        matches = engine.scan(data)
-        if matches:
-            out.append((item.display, item.rel, resolve(data, matches)))
+        hits = text_hits(engine, data)
+        if hits:
+            out.append((item.display, item.rel, hits))
+    stats.engine = engine.stats.take()
     return out, stats
 
 
@@ -268,6 +268,7 @@ def scan_paths(
         stats.files += st.files
         stats.bytes += st.bytes
         stats.skipped.update(st.skipped)
+        stats.engine.merge(st.engine)
         if progress is not None:
             progress.advance(size)
 

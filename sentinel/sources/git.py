@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from detectors.engine import EngineStats
 from detectors.hsdb import HyperscanUnavailable
 from sentinel.errors import CorruptRepository, NotARepository, RefNotFound, SourceError
 from sentinel.models import Origin, display_path
 from sentinel.sources.gitcmd import first_error_line
-from sentinel.sources.sniff import is_binary
 
 ZERO = b"0" * 40
 LOG_FORMAT = "%x1e%H%x1f%an%x1f%ae%x1f%aI"
@@ -51,6 +51,7 @@ class GitStats:
     tags: int = 0
     bytes: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    engine: EngineStats = field(default_factory=EngineStats)
 
 
 def open_repo(path: str) -> tuple[str, str | None]:
@@ -347,7 +348,7 @@ def close_cat_file() -> None:
 def scan_shard(args: tuple[str, list[bytes]]) -> ShardResult:
     """Worker: stream one shard through this worker's ``git cat-file --batch`` and scan
     each object."""
-    from sentinel.scanning import resolve, worker_engine
+    from sentinel.scanning import resolve, text_hits, worker_engine
 
     git_dir, lines = args
     objs = [ln.split(b" ", 2) for ln in lines]  # [type, sha, "size base"]
@@ -376,12 +377,9 @@ def scan_shard(args: tuple[str, list[bytes]]) -> ShardResult:
             st.bytes += size
             if kind == b"blob":
                 st.blobs += 1
-                if is_binary(data):
-                    st.skipped["binary"] += 1
-                    continue
-                matches = engine.scan(data)
-                if matches:
-                    result.hits[sha_b.decode()] = resolve(data, matches)
+                hits = text_hits(engine, data)  # binary and UTF-16 blobs too
+                if hits:
+                    result.hits[sha_b.decode()] = hits
             else:  # a commit or a tag: only its message is free text
                 if kind == b"commit":
                     st.commits += 1
@@ -395,6 +393,7 @@ def scan_shard(args: tuple[str, list[bytes]]) -> ShardResult:
                     who = _person(data, b"author" if kind == b"commit" else b"tagger")
                     result.meta[sha] = (kind.decode(), *who)
     finally:
+        st.engine = engine.stats.take()
         if done < len(objs):  # git failed, or this worker did: the stream is out of step
             result.error = cat.error()
             close_cat_file()
@@ -653,6 +652,7 @@ def scan_history(
             stats.tags += r.stats.tags
             stats.bytes += r.stats.bytes
             stats.skipped.update(r.stats.skipped)
+            stats.engine.merge(r.stats.engine)
             for sha, hits in r.hits.items():
                 origin = _origin_for(attribution, introduced, sha, r.meta.get(sha), path)
                 if origin is None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from detectors.engine import EngineStats
 from sentinel.models import Origin
 from sentinel.sources import oci
 from sentinel.sources.layer_cache import CleanLayer, LayerCache
@@ -39,6 +40,7 @@ class ImageStats:
     bytes: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    engine: EngineStats = field(default_factory=EngineStats)
 
 
 # -- targets ------------------------------------------------------------------------------------
@@ -413,18 +415,23 @@ class _Pool:
             scanning.init_worker(spec)
         self.inflight: list[Any] = []
         self.done: list[tuple[tuple[int, str], list[Any]]] = []
+        self.engine = EngineStats()  # the workers' engine stats, merged
+
+    def _collect(self, part: tuple[list[tuple[tuple[int, str], list[Any]]], EngineStats]) -> None:
+        self.done.extend(part[0])
+        self.engine.merge(part[1])
 
     def submit(self, batch: list[tuple[tuple[int, str], bytes]]) -> None:
         if self.pool is None:
-            self.done.extend(scan_batch(batch))
+            self._collect(scan_batch(batch))
             return
         while len(self.inflight) >= 2 * self.n:
-            self.done.extend(self.inflight.pop(0).get())
+            self._collect(self.inflight.pop(0).get())
         self.inflight.append(self.pool.apply_async(scan_batch, (batch,)))
 
     def finish(self) -> list[tuple[tuple[int, str], list[Any]]]:
         while self.inflight:
-            self.done.extend(self.inflight.pop(0).get())
+            self._collect(self.inflight.pop(0).get())
         out, self.done = self.done, []
         return out
 
@@ -439,8 +446,9 @@ class _Pool:
 
 def scan_batch(
     batch: list[tuple[tuple[int, str], bytes]],
-) -> list[tuple[tuple[int, str], list[Any]]]:
-    """Worker: scan each file of a batch; the raw hits per (layer, path)."""
+) -> tuple[list[tuple[tuple[int, str], list[Any]]], EngineStats]:
+    """Worker: scan each file of a batch; the raw hits per (layer, path), and the
+    engine's stats for the batch."""
     from sentinel.scanning import text_hits, worker_engine
 
     engine = worker_engine()
@@ -449,7 +457,7 @@ def scan_batch(
         hits = text_hits(engine, data)
         if hits:
             out.append((key, hits))
-    return out
+    return out, engine.stats.take()
 
 
 def scan_images(
@@ -510,10 +518,12 @@ def scan_images(
                     continue
                 if pool is None:
                     pool = _Pool(spec, jobs)
+                cut = sum(pool.engine.truncated.values())
                 found, clean = _scan_layer(target, desc, what, limits, pool, stats, i)
                 removals.append((i, clean.whiteouts, clean.opaque))
                 layer_hits.extend(found)
-                if cache is not None:
+                # a layer a cap cut short is not remembered: its next scan says so again
+                if cache is not None and sum(pool.engine.truncated.values()) == cut:
                     cache.put(desc.digest, _with_known_hits(clean, found, spec.fingerprint_key))
             for hit in layer_hits:
                 desc = img.manifest.layers[hit.layer]
@@ -534,6 +544,11 @@ def scan_images(
                 for raw in hit.raw:
                     on_hit(origin, raw)
         ok = True
+        config_stats = engine.stats.take()
+        config_stats.scanned_as = {}  # config documents are not files
+        stats.engine.merge(config_stats)
+        if pool is not None:
+            stats.engine.merge(pool.engine)
         return stats
     finally:
         if pool is not None:
@@ -606,13 +621,15 @@ def _with_known_hits(layer: CleanLayer, found: list[_Hit], key: bytes) -> CleanL
             "path": h.path,
             "rule_id": r.rule_id,
             "fingerprint": fingerprint(r.secret.encode(), key),
-            "redacted": redact(r.secret),
+            "redacted": r.redacted or redact(r.secret),
             "line": r.line,
             "column": r.column,
             "end_line": r.end_line,
             "end_column": r.end_column,
             "entropy": r.entropy,
             "decoded": r.decoded,
+            "offset": r.offset,
+            "end_offset": r.end_offset,
         }
         for h in found
         for r in h.raw
