@@ -162,3 +162,22 @@ def test_thousands_of_copies_do_not_hide_a_different_value(tmp_path: Path) -> No
     assert 0 < reported < 6000
     assert doc["stats"]["truncated"] == {"aws.access-key-id": 6000 - reported}
     assert doc["stats"]["warnings"]
+
+
+def test_binary_secret_data_is_scanned_and_never_previewed_raw(tmp_path: Path) -> None:
+    import base64
+
+    tok = token("ghp", 9)
+    blob = b"\x00\x01\x02\xffkeystore\x00" + tok.encode() + b"\x00\x9c\x1b[2J"
+    manifest = (
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: ks\ndata:\n"
+        f"  store.p12: {base64.b64encode(blob).decode()}\n"
+    )
+    (tmp_path / "s.yaml").write_text(manifest)
+    res = run_cli("scan", "k8s", str(tmp_path / "s.yaml"), "--format", "json")
+    doc = json.loads(res.stdout)
+    rules = {f["rule_id"] for f in doc["findings"]}
+    assert "github.pat-classic" in rules
+    [manifest_finding] = [f for f in doc["findings"] if f["rule_id"] == "k8s.secret-manifest"]
+    assert manifest_finding["redacted"] == f"<binary, {len(blob)} bytes>"
+    assert "\x1b" not in res.stdout and "\\u001b" not in res.stdout

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from detectors import content
 from detectors.rule import Rule
 from sentinel.models import Origin
 from sentinel.sources.kube_yaml import YamlRefused, documents
@@ -260,7 +261,12 @@ class ValueScanner:
                 value = raw.strip()
                 if len(value) < 4 or is_placeholder(value) or is_template_variable(value):
                     continue
-                text = value.decode("utf-8", "replace")
+                preview = ""
+                if content.sniff(value) == content.BINARY:  # never raw bytes in a report
+                    text = base64.b64encode(value).decode()
+                    preview = f"<binary, {len(value)} bytes>"
+                else:
+                    text = value.decode("utf-8", "replace")
                 last_line = text.count("\n") + 1
                 self.on_hit(
                     origin.with_(key=key),
@@ -273,6 +279,7 @@ class ValueScanner:
                         len(text.rsplit("\n", 1)[-1]) + 1,
                         round(shannon(value), 3),
                         "base64" if field_name == "data" else "",
+                        redacted=preview,
                     ),
                 )
 
