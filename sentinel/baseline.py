@@ -2,9 +2,11 @@
 
 A baseline names each secret by the HMAC of its value, never by commit or line,
 so a rebase, a moved line or a renamed file does not bring a finding back, and
-the file itself discloses nothing. It records which key made the fingerprints:
-a baseline made under another ``SENTINEL_FINGERPRINT_KEY`` is refused, not
-silently ignored.
+the file holds no value. It records which key made the fingerprints: the built-in
+public key by default (a committed baseline must match on every machine and on
+the git server, and anyone holding it can test guesses against it), or this
+installation's own key (``--key installation``: private, matches only here). A
+baseline under any other key is refused, not silently ignored.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.errors import ConfigError
-from sentinel.fingerprint import key_id
+from sentinel.fingerprint import PUBLIC_KEY, PUBLIC_KEY_ID, FingerprintKey, key_id
 from sentinel.models import Occurrence
 
 VERSION = 1
@@ -28,6 +30,7 @@ VERSION = 1
 class Baseline:
     key_id: str
     fingerprints: frozenset[str]
+    key: bytes = PUBLIC_KEY  # what a secret is fingerprinted with to look it up here
 
 
 def _document(rows: list[tuple[str, str, str, str]], key: bytes) -> dict[str, Any]:
@@ -48,26 +51,55 @@ def _document(rows: list[tuple[str, str, str, str]], key: bytes) -> dict[str, An
 
 
 def build(occurrences: list[Occurrence], key: bytes) -> dict[str, Any]:
+    """A baseline under ``key`` of these occurrences (scanned with ``baseline_key=key``,
+    so each carries its fingerprint under that key)."""
     return _document(
-        [(o.fingerprint, o.rule_id, o.redacted, o.origin.path) for o in occurrences], key
+        [
+            (o.baseline_fingerprint or o.fingerprint, o.rule_id, o.redacted, o.origin.path)
+            for o in occurrences
+        ],
+        key,
     )
 
 
 def from_report(report: dict[str, Any], key: bytes) -> dict[str, Any]:
-    """A baseline from a ``--format json`` report (fingerprints are already in it)."""
+    """A baseline from a ``--format json`` report (fingerprints are already in it, under
+    the key that made the report: it must be ``key``)."""
     findings = report.get("findings")
     if report.get("version") != 1 or not isinstance(findings, list):
         raise ConfigError("that file is not a sentinel JSON report (version 1)")
-    try:
-        rows = [(f["fingerprint"], f["rule_id"], f["redacted"], f["path"]) for f in findings]
-    except (KeyError, TypeError):
-        raise ConfigError("that report's findings lack fingerprints") from None
+    stats = report.get("stats")
+    made_with = stats.get("fingerprint_key_id") if isinstance(stats, dict) else None
+    if made_with != key_id(key):
+        which = "the public key" if key == PUBLIC_KEY else "this installation's key"
+        raise ConfigError(
+            "that report's fingerprints are not under "
+            + which
+            + (" (it names no key: an older report)" if made_with is None else ""),
+            "run 'sentinel baseline create' on the target instead, or pass --key "
+            + ("installation" if key == PUBLIC_KEY else "public"),
+        )
+    rows = []
+    for f in findings:
+        if not isinstance(f, dict):
+            raise ConfigError("that report's findings are not objects")
+        try:
+            rows.append(
+                (str(f["fingerprint"]), str(f["rule_id"]), str(f["redacted"]), str(f["path"]))
+            )
+        except KeyError:
+            raise ConfigError("that report's findings lack fingerprints") from None
     return _document(rows, key)
 
 
-def load(path: Path, key: bytes) -> Baseline:
+def load(path: Path, key: bytes | FingerprintKey) -> Baseline:
+    """The baseline at ``path``; its key must be the public one or ``key`` (this
+    installation's)."""
+    from sentinel.sources.safeio import read_regular
+
+    own = key.key if isinstance(key, FingerprintKey) else key
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(read_regular(path, 64 * 1024 * 1024).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             f"baseline {path} does not exist", "create it with 'sentinel baseline create'"
@@ -80,20 +112,30 @@ def load(path: Path, key: bytes) -> Baseline:
         or not isinstance(doc.get("secrets"), dict)
     ):
         raise ConfigError(f"baseline {path} is not a sentinel baseline (version {VERSION})")
-    if doc.get("key_id") != key_id(key):
-        raise ConfigError(
-            f"baseline {path} was made with another fingerprint key",
-            "set SENTINEL_FINGERPRINT_KEY to the key it was made with, or recreate it",
-        )
-    return Baseline(doc["key_id"], frozenset(doc["secrets"]))
+    kid = doc.get("key_id")
+    if kid == PUBLIC_KEY_ID:
+        return Baseline(kid, frozenset(doc["secrets"]), PUBLIC_KEY)
+    if kid == key_id(own):
+        return Baseline(kid, frozenset(doc["secrets"]), own)
+    raise ConfigError(
+        f"baseline {path} was made with another fingerprint key",
+        "set SENTINEL_FINGERPRINT_KEY to the key it was made with, or recreate it",
+    )
 
 
 _FP = re.compile(r"^[0-9a-f]{64}$")
 
 
-def add(path: Path, fingerprints: list[str], key: bytes, rule_id: str = "") -> int:
-    """Add fingerprints to the baseline at ``path`` (a new one if it does not exist);
-    how many were new. The file is replaced whole, never left half-written."""
+def add(
+    path: Path,
+    fingerprints: list[str],
+    key: bytes | FingerprintKey,
+    rule_id: str = "",
+    new_key: bytes = PUBLIC_KEY,
+) -> int:
+    """Add fingerprints to the baseline at ``path`` (a new one under ``new_key`` if it
+    does not exist); how many were new. The file is replaced whole, never left
+    half-written."""
     import os
     import tempfile
 
@@ -105,9 +147,11 @@ def add(path: Path, fingerprints: list[str], key: bytes, rule_id: str = "") -> i
         )
     if path.exists():
         load(path, key)  # refuses a foreign file or another key before anything changes
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        from sentinel.sources.safeio import read_regular
+
+        doc = json.loads(read_regular(path, 64 * 1024 * 1024).decode("utf-8"))
     else:
-        doc = _document([], key)
+        doc = _document([], new_key)
     added = 0
     for fp in fingerprints:
         fp = fp.strip().lower()
@@ -121,6 +165,7 @@ def add(path: Path, fingerprints: list[str], key: bytes, rule_id: str = "") -> i
             added += 1
     doc["secrets"] = dict(sorted(doc["secrets"].items()))
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=".baseline-")
+    os.fchmod(fd, 0o644)  # a committed file, read by everyone who clones (mkstemp makes 0600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(doc, indent=2) + "\n")

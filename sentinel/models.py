@@ -70,6 +70,8 @@ class Occurrence:
     secret: str = field(default="", repr=False)
     offset: int | None = None  # byte offsets of the secret in a binary file
     end_offset: int | None = None
+    # its fingerprint under the baseline's key, when that is not the report's key
+    baseline_fingerprint: str = field(default="", repr=False)
 
     def to_dict(self, show_secret: bool = False) -> dict[str, Any]:
         o = asdict(self.origin)

@@ -15,7 +15,7 @@ from detectors.ruleset import RuleSet, load_builtin, load_file
 from sentinel.baseline import Baseline
 from sentinel.config import Config
 from sentinel.errors import ConfigError, RuleError
-from sentinel.fingerprint import fingerprint_key
+from sentinel.fingerprint import fingerprint, installation_key
 from sentinel.models import Occurrence, Origin, ScanResult, display_path
 from sentinel.scanning import EngineSpec, OccurrenceFactory
 
@@ -31,6 +31,9 @@ class ScanOptions:
     backend: Backend = "auto"
     max_file_size: int | None = None
     progress: Any = None
+    # the key of a baseline that findings may be added to (each occurrence then carries
+    # its fingerprint under it too); the loaded baseline's own key when there is one
+    baseline_key: bytes | None = None
 
 
 def build_ruleset(opts: ScanOptions) -> RuleSet:
@@ -60,7 +63,7 @@ def engine_spec(opts: ScanOptions, ruleset: RuleSet) -> EngineSpec:
         ruleset=ruleset,
         backend=opts.backend,
         allowlist=GlobalAllowlist(regexes=cfg.allow_regexes, stopwords=cfg.allow_stopwords),
-        fingerprint_key=fingerprint_key(),
+        fingerprint_key=installation_key().key,
     )
 
 
@@ -81,6 +84,7 @@ class Collector:
         cfg = opts.config
         self.factory = factory
         self.baseline = opts.baseline
+        self.baseline_key = opts.baseline.key if opts.baseline is not None else opts.baseline_key
         # exclude_paths keep files out of a walk; in history they suppress what was found there
         globs = cfg.allow_paths + (cfg.exclude_paths if dedupe_history else ())
         self.allow_paths = _gitignore_spec(globs)
@@ -108,7 +112,16 @@ class Collector:
             self.suppressed["allowlist_commit"] += 1
             return None
         occ = self.factory.make(hit, origin, rel)
-        if self.baseline is not None and occ.fingerprint in self.baseline.fingerprints:
+        if self.baseline_key is not None:
+            # a baseline under another key than the report's (the public one, usually):
+            # the value is looked up under that key. Hits from the layer cache carry no
+            # value; scan_image rescans their layers when this applies.
+            occ.baseline_fingerprint = (
+                fingerprint(occ.secret.encode(), self.baseline_key)
+                if occ.secret and self.baseline_key != self.factory.key
+                else occ.fingerprint
+            )
+        if self.baseline is not None and occ.baseline_fingerprint in self.baseline.fingerprints:
             self.suppressed["baseline"] += 1
             return None
         if not self.dedupe_history:
@@ -174,18 +187,27 @@ def _finish(
     stats: dict[str, Any],
     engine: EngineStats | None = None,
 ) -> ScanResult:
+    """The result: ``stats["warnings"]`` (one line each) says what a reader must know
+    about how far to trust it; the CLI prints them on stderr too."""
     if engine is not None:
         engine_report(stats, engine, col)
     occs = col.occurrences()
+    key = installation_key()
+    warnings = list(stats.get("warnings") or [])
+    if key.warning():
+        warnings.append(key.warning())
     stats.update(
         {
             "rules": len(ruleset),
             "findings": len({(o.rule_id, o.fingerprint) for o in occs}),
             "occurrences": len(occs),
             "suppressed": dict(sorted(col.suppressed.items())),
+            "fingerprint_key_id": key.id,
             "duration_seconds": round(time.monotonic() - started, 3),
         }
     )
+    if warnings:
+        stats["warnings"] = warnings
     return ScanResult(occs, stats)
 
 
@@ -274,6 +296,10 @@ def scan_image(
     ruleset = build_ruleset(opts)
     spec = engine_spec(opts, ruleset)
     col = Collector(opts, OccurrenceFactory(ruleset, spec.fingerprint_key), dedupe_history=False)
+    if col.baseline_key is not None and col.baseline_key != spec.fingerprint_key:
+        # cached hits carry fingerprints under this installation's key only: the
+        # layers that hold them are read again to look their values up in the baseline
+        need_values = True
     max_file = opts.max_file_size or opts.config.max_file_size
     limits = Limits(max_file=max_file, **({"max_layer": max_layer_size} if max_layer_size else {}))
     cache = None

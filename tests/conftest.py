@@ -35,6 +35,22 @@ def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["SENTINEL_CACHE_DIR"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _sentinel_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One installation (its fingerprint key) per test session, never the user's;
+    subprocesses inherit it through the environment."""
+    path = tmp_path_factory.mktemp("sentinel-home")
+    saved = {k: os.environ.get(k) for k in ("SENTINEL_HOME", "SENTINEL_FINGERPRINT_KEY")}
+    os.environ["SENTINEL_HOME"] = str(path)
+    os.environ.pop("SENTINEL_FINGERPRINT_KEY", None)
+    yield path
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     real_connect = socket.socket.connect

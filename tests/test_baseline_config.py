@@ -82,7 +82,8 @@ def test_baseline_add_accepts_fingerprints_and_refuses_garbage(tmp_path: Path) -
     assert len(fps) == 2
     base = tmp_path / "base.json"
 
-    res = run_cli("baseline", "add", fps[0], "--file", str(base))
+    # a JSON report's fingerprints are under this installation's key
+    res = run_cli("baseline", "add", fps[0], "--file", str(base), "--key", "installation")
     assert res.returncode == 0, res.stderr
     assert "1 fingerprint(s) added" in res.stderr
     left = run_cli("scan", "path", str(target), "-f", "json", "--baseline", str(base))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -9,6 +10,25 @@ from typing import Annotated, Optional
 import typer
 
 app = typer.Typer(help="Manage baselines of known secrets.", no_args_is_help=True)
+
+
+class KeyChoice(enum.StrEnum):
+    public = "public"
+    installation = "installation"
+
+
+_KEY_HELP = (
+    "Fingerprint key: 'public' (the default for a scan: a committed baseline matches on "
+    "every machine, but anyone holding it can test guesses offline) or 'installation' "
+    "(this installation's secret key: private, matches only here; the default with "
+    "--from-report, whose fingerprints are under it)."
+)
+
+
+def _key(choice: KeyChoice | None, default: KeyChoice) -> bytes:
+    from sentinel.fingerprint import PUBLIC_KEY, installation_key
+
+    return PUBLIC_KEY if (choice or default) is KeyChoice.public else installation_key().key
 
 
 @app.command("create")
@@ -30,23 +50,30 @@ def create(
         Optional[Path],  # noqa: UP045
         typer.Option("--config", help="Config file (default: discovered)."),
     ] = None,
+    key_choice: Annotated[
+        Optional[KeyChoice],  # noqa: UP045
+        typer.Option("--key", help=_KEY_HELP),
+    ] = None,
 ) -> None:
     """Write keyed fingerprints of every secret found (never commit:line, never the value)."""
     from sentinel import baseline, scanner
     from sentinel import config as config_mod
     from sentinel.errors import ConfigError, NotARepository
-    from sentinel.fingerprint import fingerprint_key
+    from sentinel.sources.safeio import read_regular
 
-    key = fingerprint_key()
     if from_report is not None:
+        key = _key(key_choice, KeyChoice.installation)
         try:
-            report = json.loads(from_report.read_text(encoding="utf-8"))
+            report = json.loads(read_regular(from_report, 1 << 30).decode("utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot read report {from_report}: {exc}") from None
+        if not isinstance(report, dict):
+            raise ConfigError("that file is not a sentinel JSON report (version 1)")
         doc = baseline.from_report(report, key)
     else:
+        key = _key(key_choice, KeyChoice.public)
         cfg = config_mod.load(config) if config else config_mod.discover(target)
-        opts = scanner.ScanOptions(config=cfg)
+        opts = scanner.ScanOptions(config=cfg, baseline_key=key)
         result = None
         if target.is_dir() and not no_history:
             try:
@@ -75,12 +102,26 @@ def add(
     rule: Annotated[
         str, typer.Option("--rule", help="Rule id to note next to them (informational).")
     ] = "",
+    key_choice: Annotated[
+        Optional[KeyChoice],  # noqa: UP045
+        typer.Option(
+            "--key",
+            help="For a new file: the key its fingerprints are under (public, as hooks print "
+            "them, or installation). An existing file keeps its own.",
+        ),
+    ] = None,
 ) -> None:
     """Accept known secrets: add their fingerprints to the baseline (created if missing)."""
     from sentinel import baseline
-    from sentinel.fingerprint import fingerprint_key
+    from sentinel.fingerprint import installation_key
 
-    changed = baseline.add(file, fingerprints, fingerprint_key(), rule_id=rule)
+    changed = baseline.add(
+        file,
+        fingerprints,
+        installation_key(),
+        rule_id=rule,
+        new_key=_key(key_choice, KeyChoice.public),
+    )
     typer.echo(
         f"{file}: {changed} fingerprint(s) added, {len(fingerprints) - changed} already there",
         err=True,

@@ -138,10 +138,14 @@ def emit(  # type: ignore[no-untyped-def]
     if floor is None and opts is not None:
         floor = opts.config.min_confidence
     keep_confident(result, floor or "low")
+    from sentinel.display import for_terminal
+
     emit_only(result, fmt, output, show_secrets)
+    for w in result.stats.get("warnings") or []:
+        print(f"sentinel: warning: {for_terminal(w)}", file=sys.stderr)
     errors = result.stats.get("errors") or []
     for e in errors:
-        print(f"sentinel: error: {e}", file=sys.stderr)
+        print(f"sentinel: error: {for_terminal(e)}", file=sys.stderr)
     if errors:
         raise typer.Exit(2)
     raise typer.Exit(1 if result.occurrences else 0)

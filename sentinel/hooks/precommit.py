@@ -118,7 +118,7 @@ def _line(occ: Occurrence, where: str) -> str:
 def _ways_out(out: TextIO, baseline: Path | None, occs: list[Occurrence], what: str) -> None:
     seen: dict[str, Occurrence] = {}
     for o in occs:
-        seen.setdefault(o.fingerprint, o)
+        seen.setdefault(o.baseline_fingerprint or o.fingerprint, o)
     adds = "".join(
         f"       sentinel baseline add {fp}  # {o.rule_id} {o.redacted}\n" for fp, o in seen.items()
     )

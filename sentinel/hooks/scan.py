@@ -29,13 +29,15 @@ class HookScanner:
 
     def __init__(self, config: Config, baseline_path: Path | None) -> None:
         from sentinel import baseline as baseline_mod
-        from sentinel.fingerprint import fingerprint_key
+        from sentinel.fingerprint import PUBLIC_KEY, installation_key
         from sentinel.scanner import Collector, ScanOptions, build_ruleset, engine_spec
         from sentinel.scanning import OccurrenceFactory
 
-        key = fingerprint_key()
+        key = installation_key().key
         baseline = baseline_mod.load(baseline_path, key) if baseline_path else None
-        opts = ScanOptions(config=config, baseline=baseline)
+        # the fingerprints a hook prints are for 'sentinel baseline add': under the
+        # project baseline's key (the public one for a new baseline)
+        opts = ScanOptions(config=config, baseline=baseline, baseline_key=PUBLIC_KEY)
         ruleset = build_ruleset(opts)
         spec = engine_spec(opts, ruleset)
         self.engine = spec.build()
