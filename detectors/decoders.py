@@ -35,6 +35,9 @@ BASE64_TRIGGER = (
     rb"YXV0aF|YWNjZXNzX3Rva2Vu|Y2xpZW50X3NlY3JldA)[A-Za-z0-9+/_-]{16}"
     rb"|(?i:basic)[ \t]+[A-Za-z0-9+/]{12}"
     rb"|[A-Za-z0-9+/]{20}={1,2}(?:[\"'\r]|$)"
+    # a shell decoding it (``echo <run> | base64 -d``, Dockerfile RUN lines): the run
+    # ends before the pipe whatever its padding and whatever it starts with
+    rb"|\|[ \t]*base64[ \t]+(?:-d|-D|--decode)"
 )
 # A percent-escape of a character that passwords use but URLs must escape, inside a word.
 PERCENT_TRIGGER = rb"[A-Za-z0-9]%(?:2[1-9A-Fa-f]|3[ABDFabdf]|40|5[BDbd]|7[BDbd]|25)[A-Za-z0-9%]"
@@ -75,6 +78,11 @@ def _run_start(data: bytes, hi: int, table: bytes) -> int:
 def _base64_run(data: bytes, end: int) -> tuple[int, int]:
     """The base64 run (with its padding) around a trigger hit ending at ``end``."""
     hi = end
+    if data[max(0, end - 8) : end].endswith((b"-d", b"-D", b"--decode")):
+        bar = data.rfind(b"|", max(0, end - 64), end)  # the pipe hit: the run is before it
+        hi = bar if bar > 0 else end
+        while hi > 0 and data[hi - 1] in b" \t\"'":
+            hi -= 1
     if hi > 0 and data[hi - 1] in b"\"'\r":  # the padded trigger ends on the value's terminator
         hi -= 1
     while hi > 0 and data[hi - 1] == 0x3D:  # the hit ended on padding

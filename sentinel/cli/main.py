@@ -41,6 +41,12 @@ def _crash_log() -> str:
     return path
 
 
+def _safe(exc: BaseException) -> str:
+    from sentinel.display import for_terminal
+
+    return for_terminal(exc)
+
+
 def main() -> None:
     if sys.argv[1:2] == ["hook"] and sys.argv[2:3] != ["--help"]:
         # what git runs on every commit or push: straight to the hook, no CLI framework
@@ -59,7 +65,7 @@ def main() -> None:
         except Exception as exc:
             path = _crash_log()
             print(
-                f"sentinel: internal error: {type(exc).__name__}: {exc} (details in {path}; please report it)",
+                f"sentinel: internal error: {type(exc).__name__}: {_safe(exc)} (details in {path}; please report it)",
                 file=sys.stderr,
             )
             sys.exit(2)
@@ -69,7 +75,10 @@ def main() -> None:
     try:
         rc = _app()(standalone_mode=False)
     except SentinelError as exc:
-        print(f"sentinel: error: {exc}", file=sys.stderr)
+        from sentinel.display import for_terminal
+
+        # messages name paths and values from the scanned content: never raw controls
+        print(f"sentinel: error: {for_terminal(exc)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("sentinel: interrupted", file=sys.stderr)
@@ -88,7 +97,7 @@ def main() -> None:
             sys.exit(2)
         path = _crash_log()
         print(
-            f"sentinel: internal error: {type(exc).__name__}: {exc} (details in {path}; please report it)",
+            f"sentinel: internal error: {type(exc).__name__}: {_safe(exc)} (details in {path}; please report it)",
             file=sys.stderr,
         )
         sys.exit(2)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
+from sentinel.display import json_text
+from sentinel.display import write_json as dump
 from sentinel.models import ScanResult
 
 
@@ -14,11 +16,11 @@ def write_json(result: ScanResult, out: TextIO, show_secrets: bool) -> None:
         "findings": [o.to_dict(show_secrets) for o in result.occurrences],
         "stats": result.stats,
     }
-    json.dump(doc, out, indent=2, ensure_ascii=False)
+    dump(doc, out)
     out.write("\n")
 
 
 def write_jsonl(result: ScanResult, out: TextIO, show_secrets: bool) -> None:
     for o in result.occurrences:
-        out.write(json.dumps(o.to_dict(show_secrets), ensure_ascii=False))
+        out.write(json_text(json.dumps(o.to_dict(show_secrets), ensure_ascii=False)))
         out.write("\n")

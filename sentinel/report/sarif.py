@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TextIO
 
@@ -115,5 +114,7 @@ def document(result: ScanResult, show_secrets: bool) -> dict[str, Any]:
 
 
 def write_sarif(result: ScanResult, out: TextIO, show_secrets: bool) -> None:
-    json.dump(document(result, show_secrets), out, indent=2, ensure_ascii=False)
+    from sentinel.display import write_json
+
+    write_json(document(result, show_secrets), out)
     out.write("\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from sentinel.display import for_terminal
 from sentinel.models import ScanResult
 
 STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
@@ -39,12 +40,13 @@ def write_table(result: ScanResult, out: TextIO, show_secrets: bool) -> None:
                 loc += (
                     f", deleted in layer {o.origin.deleted_in_layer_index} but still in the image"
                 )
-            table.add_row(  # paths and values are text, never rich markup
-                f"[{STYLE[o.severity]}]{o.severity}[/]",
-                escape(o.rule_id),
-                escape(loc),
-                commit,
-                escape(o.secret if show_secrets else o.redacted),
+            # paths and values are text, never rich markup, and never terminal controls
+            table.add_row(
+                f"[{STYLE.get(o.severity, '')}]{escape(for_terminal(o.severity))}[/]",
+                escape(for_terminal(o.rule_id)),
+                escape(for_terminal(loc)),
+                escape(for_terminal(commit)),
+                escape(for_terminal(o.secret if show_secrets else o.redacted)),
             )
         console.print(table)
     s = result.stats
@@ -59,6 +61,9 @@ def write_table(result: ScanResult, out: TextIO, show_secrets: bool) -> None:
     skipped = s.get("skipped") or {}
     if skipped:
         console.print(
-            "skipped: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in skipped.items()),
+            escape(
+                "skipped: "
+                + ", ".join(f"{v} {for_terminal(k).replace('_', ' ')}" for k, v in skipped.items())
+            ),
             style="dim",
         )

@@ -365,14 +365,43 @@ def _manifest_spec(
     return ImageSpec(name, platform_label, manifest)
 
 
-def _history_for_layers(config: dict[str, Any], n_layers: int) -> list[str]:
+def _history_for_layers(config: dict[str, Any], n_layers: int, hits: list[Any]) -> list[str]:
     """The ``created_by`` of the history entry that made each layer (entries marked
-    ``empty_layer`` made none)."""
+    ``empty_layer`` made none), as reports show it: every span in which the scan of
+    ``config:history`` found a secret (``hits``, positions in the text that
+    ``config_documents`` yields, one entry per line) is redacted."""
+    spans: dict[int, list[Any]] = {}
+    for h in hits:
+        spans.setdefault(h.line - 1, []).append(h)
     out = []
-    for h in config.get("history") or []:
+    history = config.get("history")
+    for j, h in enumerate(history if isinstance(history, list) else []):
         if isinstance(h, dict) and not h.get("empty_layer"):
-            out.append(str(h.get("created_by", "")))
+            text = str(h.get("created_by", "")).replace("\n", " ")
+            out.append(_redact_spans(text, spans.get(j, [])))
     return (out + [""] * n_layers)[:n_layers]
+
+
+def _redact_spans(text: str, hits: list[Any]) -> str:
+    """``text`` with each hit's span replaced by its redacted preview. A secret found
+    inside an encoded run (``echo <base64> | base64 -d``) has the whole run as its span,
+    so the encoding that hid it is redacted too, not only a plaintext copy."""
+    from sentinel.fingerprint import redact
+
+    cuts = []
+    for h in hits:
+        start = h.column - 1
+        end = h.end_column - 1 if h.end_line == h.line else len(text)
+        shown = redact(h.secret) if h.secret else str(getattr(h, "redacted", "********"))
+        if h.decoded:
+            shown = f"<{h.decoded}: {shown}>"
+        cuts.append((start, max(end, start), shown))
+    for start, end, shown in sorted(cuts, reverse=True):
+        text = text[:start] + shown + text[end:]
+    for h in hits:  # and any other plaintext copy on the line
+        if h.secret and h.secret in text:
+            text = text.replace(h.secret, redact(h.secret))
+    return text
 
 
 def config_documents(config: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
@@ -490,7 +519,6 @@ def scan_images(
                 target.blob(img.manifest.config), img.manifest.config, f"{label}: config"
             )
             config = oci.load_json(config_data, f"{label}: config")
-            created_by = _history_for_layers(config, len(img.manifest.layers))
             # config first: Env, Labels, Cmd/Entrypoint, history
             secrets_in_history: list[Any] = []
             for path, text in config_documents(config):
@@ -498,6 +526,7 @@ def scan_images(
                     if path == "config:history":
                         secrets_in_history.append(h)
                     on_hit(Origin(source="image", path=path, image=label, object_type="config"), h)
+            created_by = _history_for_layers(config, len(img.manifest.layers), secrets_in_history)
             layer_hits: list[_Hit] = []
             removals: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
             for i, desc in enumerate(img.manifest.layers):
@@ -534,7 +563,7 @@ def scan_images(
                     image=label,
                     layer=desc.digest,
                     layer_index=hit.layer + 1,
-                    created_by=_redacted(created_by[hit.layer], secrets_in_history),
+                    created_by=created_by[hit.layer][:300] or None,
                     deleted_in_layer=(
                         img.manifest.layers[deleted].digest if deleted is not None else None
                     ),
@@ -652,16 +681,3 @@ def _deleted_by(
             if d == "" or path.startswith(d + "/"):
                 return i
     return None
-
-
-def _redacted(text: str, hits: list[Any]) -> str | None:
-    """A history line as shown in a report: any secret found in the history replaced
-    by its redacted preview."""
-    if not text:
-        return None
-    from sentinel.fingerprint import redact
-
-    for h in hits:
-        if h.secret and h.secret in text:
-            text = text.replace(h.secret, redact(h.secret))
-    return text[:300]
