@@ -121,11 +121,28 @@ def from_table(doc: dict[str, Any], where: str) -> Config:
     )
 
 
-def load(path: Path) -> Config:
+MAX_CONFIG_FILE = 1024 * 1024  # a config file larger than this is refused
+
+
+def _read_config(path: Path) -> str:
+    """The text of a config file; a FIFO, device or oversize file in its place (a
+    scanned tree is someone else's) is refused with a one-line error, never waited on."""
+    from sentinel.sources.safeio import FileTooLarge, read_text
+
     try:
-        text = path.read_text(encoding="utf-8")
+        return read_text(path, MAX_CONFIG_FILE)
+    except FileTooLarge:
+        raise ConfigError(
+            f"config {path} is larger than {MAX_CONFIG_FILE // 1024} KiB: not a config file",
+            "pass --config with the right file",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(f"cannot read config {path}: {reason}") from None
+
+
+def load(path: Path) -> Config:
+    text = _read_config(path)
     import tomllib
 
     try:
@@ -139,14 +156,30 @@ def load(path: Path) -> Config:
 
 def discover(start: Path) -> Config:
     """The project config at ``start`` (a directory or a file's directory), or defaults."""
-    d = start if start.is_dir() else start.parent
-    candidate = d / ".sentinel.toml"
-    if candidate.is_file():
-        return load(candidate)
-    pyproject = d / "pyproject.toml"
-    if pyproject.is_file():
+    import os
+    import stat
+
+    def mode(p: Path) -> int | None:
         try:
-            text = pyproject.read_text(encoding="utf-8")
+            return p.lstat().st_mode
+        except OSError:  # missing, or in a directory without search permission
+            return None
+
+    try:
+        is_dir = stat.S_ISDIR(os.stat(start).st_mode)
+    except OSError:
+        is_dir = False
+    d = start if is_dir else start.parent
+    candidate = d / ".sentinel.toml"
+    if mode(candidate) is not None:
+        return load(candidate)  # a FIFO or device here is an error, not a silent default
+    pyproject = d / "pyproject.toml"
+    pm = mode(pyproject)
+    if pm is not None and stat.S_ISREG(pm):
+        from sentinel.sources.safeio import read_text
+
+        try:
+            text = read_text(pyproject, MAX_CONFIG_FILE)
         except (OSError, UnicodeDecodeError):
             return Config()
         if "sentinel" not in text:

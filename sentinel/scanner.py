@@ -11,7 +11,7 @@ from typing import Any
 
 from detectors.engine import ENGINE_VERSION, Backend, EngineStats, GlobalAllowlist
 from detectors.rule import RuleFormatError, lint_rule
-from detectors.ruleset import RuleSet, load_builtin, load_file
+from detectors.ruleset import RuleSet, load_builtin
 from sentinel.baseline import Baseline
 from sentinel.config import Config
 from sentinel.errors import ConfigError, RuleError
@@ -41,7 +41,7 @@ def build_ruleset(opts: ScanOptions) -> RuleSet:
         rs = load_builtin()
         extra = list(opts.config.rules)
         for f in opts.extra_rule_files:
-            extra.extend(load_file(Path(f)))
+            extra.extend(_load_rule_file(Path(f)))
         for r in extra:
             problems = lint_rule(r)
             if problems:
@@ -55,6 +55,19 @@ def build_ruleset(opts: ScanOptions) -> RuleSet:
         return rs.without(opts.config.disable_rules)
     except RuleFormatError as exc:
         raise RuleError(str(exc)) from None
+
+
+def _load_rule_file(path: Path) -> list[Any]:
+    """A ``--rules`` file, read so that a FIFO or device is refused, never waited on."""
+    from detectors.ruleset import parse_rules_toml
+    from sentinel.sources.safeio import read_text
+
+    try:
+        text = read_text(path, 16 * 1024 * 1024)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise RuleFormatError(f"{path}: cannot read rule file: {reason}") from None
+    return parse_rules_toml(text, str(path))
 
 
 def engine_spec(opts: ScanOptions, ruleset: RuleSet) -> EngineSpec:
@@ -268,6 +281,8 @@ def scan_paths(paths: list[str], opts: ScanOptions, *, use_ignore: bool = True) 
         "bytes_scanned": ws.bytes,
         "skipped": dict(sorted(ws.skipped.items())),
     }
+    if ws.errors:  # arguments that could not be read: named on stderr, exit 2
+        stats["errors"] = ws.errors
     return _finish(col, ruleset, started, stats, ws.engine)
 
 

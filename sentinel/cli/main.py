@@ -47,7 +47,20 @@ def _safe(exc: BaseException) -> str:
     return for_terminal(exc)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sentinel-secrets")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def main() -> None:
+    if sys.argv[1:] in (["--version"], ["-V"]):
+        # answered before the CLI framework is imported: a version check is instant
+        print(f"sentinel {_version()}")
+        sys.exit(0)
     if sys.argv[1:2] == ["hook"] and sys.argv[2:3] != ["--help"]:
         # what git runs on every commit or push: straight to the hook, no CLI framework
         from sentinel.hooks.cli import main as hook_main

@@ -12,6 +12,9 @@ import typer
 
 app = typer.Typer(help="Scan a source for secrets.", no_args_is_help=True)
 
+# Path options say readable=False: typer's default check refuses an unreadable path with
+# a four-line usage error before the command can say, in one line, what is wrong.
+
 
 class Format(StrEnum):
     table = "table"
@@ -26,22 +29,30 @@ FormatOpt = Annotated[
 ]
 OutputOpt = Annotated[
     Optional[Path],  # noqa: UP045
-    typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+    typer.Option(
+        "--output", "-o", help="Write the report to this file instead of stdout.", readable=False
+    ),
 ]
 ShowOpt = Annotated[
     bool, typer.Option("--show-secrets", help="Print plaintext secrets (never the default).")
 ]
 BaselineOpt = Annotated[
     Optional[Path],  # noqa: UP045
-    typer.Option("--baseline", help="Suppress secrets listed in this baseline file."),
+    typer.Option(
+        "--baseline", help="Suppress secrets listed in this baseline file.", readable=False
+    ),
 ]
 ConfigOpt = Annotated[
     Optional[Path],  # noqa: UP045
-    typer.Option("--config", help="Config file (default: .sentinel.toml or pyproject.toml)."),
+    typer.Option(
+        "--config", help="Config file (default: .sentinel.toml or pyproject.toml).", readable=False
+    ),
 ]
 RulesOpt = Annotated[
     Optional[list[Path]],  # noqa: UP045
-    typer.Option("--rules", help="Extra rule file(s) in the detectors/rules TOML format."),
+    typer.Option(
+        "--rules", help="Extra rule file(s) in the detectors/rules TOML format.", readable=False
+    ),
 ]
 JobsOpt = Annotated[
     Optional[int],  # noqa: UP045
@@ -162,8 +173,10 @@ def emit_only(result, fmt: Format | None, output: Path | None, show_secrets: boo
         render(result, chosen, sys.stdout, show_secrets=show_secrets)
         sys.stdout.flush()
     else:
+        from sentinel.report.writefile import write_private
+
         try:
-            with open(output, "w", encoding="utf-8") as fh:
+            with write_private(output) as fh:
                 render(result, chosen, fh, show_secrets=show_secrets)
         except OSError as exc:
             raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
@@ -171,7 +184,9 @@ def emit_only(result, fmt: Format | None, output: Path | None, show_secrets: boo
 
 @app.command("git")
 def scan_git(
-    repo: Annotated[Path, typer.Argument(help="Repository (work tree or bare).")] = Path("."),
+    repo: Annotated[
+        Path, typer.Argument(help="Repository (work tree or bare).", readable=False)
+    ] = Path("."),
     branch: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option("--branch", help="Only history reachable from this ref (default: all refs)."),
@@ -216,7 +231,7 @@ def scan_git(
 
 @app.command("path")
 def scan_path(
-    paths: Annotated[list[Path], typer.Argument(help="Files and directories.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files and directories.", readable=False)],
     no_ignore: Annotated[
         bool, typer.Option("--no-ignore", help="Also scan files that .gitignore excludes.")
     ] = False,

@@ -19,6 +19,9 @@ import pathspec
 
 from detectors.engine import EngineStats
 from sentinel.errors import SourceError
+from sentinel.sources.safeio import open_regular, read_regular
+
+MAX_IGNORE_FILE = 1024 * 1024  # a .gitignore larger than this is not honoured (counted)
 
 
 @dataclass
@@ -27,6 +30,7 @@ class WalkStats:
     bytes: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     engine: EngineStats = field(default_factory=EngineStats)
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,30 +46,45 @@ def _spec(lines: list[str]) -> pathspec.GitIgnoreSpec | None:
     return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
 
 
-def _read_ignore(path: Path) -> pathspec.GitIgnoreSpec | None:
+def _read_ignore(path: Path, stats: WalkStats | None = None) -> pathspec.GitIgnoreSpec | None:
+    """The ignore file's patterns; a FIFO, device or oversize file in its place is not
+    read (counted as ``ignore_file_unusable``: what it would have hidden is scanned)."""
     try:
-        return _spec(path.read_text(encoding="utf-8", errors="replace").splitlines())
-    except OSError:
+        data = read_regular(path, MAX_IGNORE_FILE)
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        if stats is not None and not isinstance(exc, (NotADirectoryError, PermissionError)):
+            stats.skipped["ignore_file_unusable"] += 1
+        return None
+    return _spec(data.decode("utf-8", errors="replace").splitlines())
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.stat().st_mode)
+    except OSError:  # PermissionError in a directory without execute permission too
+        return False
 
 
 class IgnoreStack:
     """The .gitignore files in force for a directory, outermost first; a deeper file
     overrides a shallower one, as in git."""
 
-    def __init__(self) -> None:
+    def __init__(self, stats: WalkStats | None = None) -> None:
         self.specs: list[tuple[Path, pathspec.GitIgnoreSpec]] = []
+        self.stats = stats
 
     def push(self, directory: Path) -> int:
         added = 0
         for name in (".gitignore",):
-            spec = _read_ignore(directory / name)
+            spec = _read_ignore(directory / name, self.stats)
             if spec is not None:
                 self.specs.append((directory, spec))
                 added += 1
         git = directory / ".git"
-        if git.is_dir():
-            spec = _read_ignore(git / "info" / "exclude")
+        if _is_dir(git):
+            spec = _read_ignore(git / "info" / "exclude", self.stats)
             if spec is not None:
                 self.specs.append((directory, spec))
                 added += 1
@@ -96,23 +115,59 @@ def walk(
     exclude: pathspec.GitIgnoreSpec | None = None,
     stats: WalkStats,
 ) -> Iterator[FileItem]:
-    """Files under ``roots`` worth scanning, in a stable order."""
+    """Files under ``roots`` worth scanning, in a stable order. A root is followed
+    through a symlink (as ``find -H`` does: it was named on purpose); symlinks met
+    inside the walk are not. A root that cannot be read is an error in ``stats``
+    (the other roots are still scanned)."""
     for root in roots:
         p = Path(root)
         try:
-            st = p.lstat()
-            if stat.S_ISLNK(st.st_mode) and p.is_dir():
-                # a directory named on the command line is walked even through a symlink
-                # (as find -H does); symlinks met inside the walk are still not followed
-                st = p.stat()
+            st = p.stat()  # an explicit argument is followed through a symlink
         except OSError as exc:
-            raise SourceError(f"cannot read {root}: {exc.strerror or exc}") from None
+            _root_error(root, exc, len(roots), stats)
+            continue
         if stat.S_ISDIR(st.st_mode):
             yield from _walk_dir(p, use_ignore, max_size, exclude, stats)
-        else:
-            item = _consider(p, p.name, root, st, max_size, exclude, stats)
-            if item:
-                yield item
+            continue
+        if stat.S_ISREG(st.st_mode):
+            try:
+                open_regular(p).close()
+            except OSError as exc:
+                _root_error(root, exc, len(roots), stats)
+                continue
+        item = _consider(p, p.name, root, st, max_size, exclude, stats)
+        if item:
+            yield item
+
+
+def _root_error(root: str, exc: OSError, n_roots: int, stats: WalkStats) -> None:
+    """One argument that cannot be read: the error when it is the only one, else an
+    error in the report (the others are scanned, the exit code is 2)."""
+    msg = f"cannot read {root}: {_reason(exc, Path(root))}"
+    if n_roots == 1:
+        raise SourceError(msg)
+    stats.errors.append(msg)
+
+
+def _is_link(p: Path) -> bool:
+    try:
+        return stat.S_ISLNK(p.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    """A short reason, with what to do, for an argument that cannot be scanned."""
+    import errno
+
+    if exc.errno == errno.ELOOP:
+        return "a symlink loop (too many levels of symbolic links)"
+    if exc.errno == errno.ENOENT:
+        dangling = _is_link(path)
+        return "a dangling symlink" if dangling else "no such file or directory"
+    if exc.errno == errno.EACCES:
+        return "permission denied (scan as a user who can read it)"
+    return str(exc.strerror or exc)
 
 
 def _consider(
@@ -149,50 +204,61 @@ def _walk_dir(
     exclude: pathspec.GitIgnoreSpec | None,
     stats: WalkStats,
 ) -> Iterator[FileItem]:
-    ignores = IgnoreStack()
+    """Depth first with an explicit stack (any depth, no recursion limit), in name
+    order. A directory that cannot be listed, or whose path is too long for the
+    system, is counted as ``unreadable``."""
+    ignores = IgnoreStack(stats)
+    prefix = "" if str(top) == "." else top.as_posix().rstrip("/") + "/"
+    # (directory, its path relative to top, entries left to visit, ignore specs pushed)
+    stack: list[tuple[Path, str, list[os.DirEntry[str]], int]] = []
 
-    def rec(d: Path) -> Iterator[FileItem]:
+    def enter(d: Path, rel: str) -> None:
         pushed = ignores.push(d) if use_ignore else 0
         try:
-            try:
-                entries = sorted(os.scandir(d), key=lambda e: e.name)
-            except OSError:
-                stats.skipped["unreadable"] += 1
-                return
-            for e in entries:
-                p = Path(e.path)
-                rel = p.relative_to(top).as_posix()
-                display = rel if str(top) == "." else f"{top.as_posix().rstrip('/')}/{rel}"
-                try:
-                    st = e.stat(follow_symlinks=False)
-                except OSError:
-                    stats.skipped["unreadable"] += 1
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    if e.name == ".git":
-                        continue
-                    if use_ignore and ignores.ignored(p, True):
-                        continue
-                    if exclude is not None and exclude.match_file(rel + "/"):
-                        stats.skipped["excluded"] += 1
-                        continue
-                    yield from rec(p)
-                    continue
-                if use_ignore and ignores.ignored(p, False):
-                    continue
-                item = _consider(p, rel, display, st, max_size, exclude, stats)
-                if item:
-                    yield item
-        finally:
-            ignores.pop(pushed)
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name, reverse=True)
+        except OSError:
+            stats.skipped["unreadable"] += 1
+            entries = []
+        stack.append((d, rel, entries, pushed))
 
-    yield from rec(top)
+    enter(top, "")
+    while stack:
+        _, drel, entries, pushed = stack[-1]
+        if not entries:
+            stack.pop()
+            ignores.pop(pushed)
+            continue
+        e = entries.pop()
+        p = Path(e.path)
+        rel = f"{drel}/{e.name}" if drel else e.name
+        try:
+            st = e.stat(follow_symlinks=False)
+        except OSError:
+            stats.skipped["unreadable"] += 1
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if e.name == ".git":
+                continue
+            if use_ignore and ignores.ignored(p, True):
+                continue
+            if exclude is not None and exclude.match_file(rel + "/"):
+                stats.skipped["excluded"] += 1
+                continue
+            enter(p, rel)
+            continue
+        if use_ignore and ignores.ignored(p, False):
+            continue
+        item = _consider(p, rel, prefix + rel, st, max_size, exclude, stats)
+        if item:
+            yield item
 
 
 def read_file(item: FileItem, stats: WalkStats) -> bytes | None:
     """The file's bytes, or None (counted) when it is unreadable."""
     try:
-        with open(item.path, "rb") as fh:
+        # a file swapped for a FIFO or device since the walk is refused, not waited on
+        with open_regular(item.path) as fh:
             data = fh.read(item.size + 1)
     except OSError:
         stats.skipped["unreadable"] += 1
@@ -269,6 +335,7 @@ def scan_paths(
         stats.bytes += st.bytes
         stats.skipped.update(st.skipped)
         stats.engine.merge(st.engine)
+        stats.errors.extend(st.errors)
         if progress is not None:
             progress.advance(size)
 

@@ -71,12 +71,19 @@ class LayoutTarget(Target):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = str(path)
-        if not (path / "index.json").is_file():
+        if not (path / "index.json").exists():
             raise ImageError(f"{path}: not an OCI image layout (no index.json)")
 
     def root(self) -> tuple[bytes, str, str | None]:
+        from sentinel.sources.safeio import FileTooLarge, read_regular
+
         try:
-            data = (self.path / "index.json").read_bytes()
+            data = read_regular(self.path / "index.json", oci.MAX_JSON)
+        except FileTooLarge:
+            raise ImageError(
+                f"{self.path}/index.json is larger than {oci.MAX_JSON // 1024**2} MiB: "
+                "too large for an image index"
+            ) from None
         except OSError as exc:
             raise ImageError(f"{self.path}/index.json: {exc.strerror}") from None
         return data, oci.OCI_INDEX, None
@@ -84,8 +91,14 @@ class LayoutTarget(Target):
     def blob(self, desc: Descriptor) -> IO[bytes]:
         alg, _, hexd = oci.check_digest(desc.digest, self.name).partition(":")
         path = self.path / "blobs" / alg / hexd
+        from sentinel.sources.safeio import NotRegularFile, open_regular
+
         try:
-            return open(path, "rb")
+            return open_regular(path)  # a FIFO in the layout is refused, not waited on
+        except NotRegularFile as exc:
+            raise ImageError(
+                f"{self.name}: blob {desc.digest[:19]}… is {exc.kind}, not a file (rejected)"
+            ) from None
         except OSError:
             raise ImageError(
                 f"{self.name}: blob {desc.digest[:19]}… is missing from the layout"

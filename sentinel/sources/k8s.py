@@ -32,6 +32,7 @@ from sentinel.sources.kube_yaml import YamlRefused, documents
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 SECRET_MANIFEST_RULE = "k8s.secret-manifest"
+MAX_MANIFEST = 64 * 1024 * 1024  # bytes of one manifest file or of stdin
 
 
 def secret_manifest_rule() -> Rule:
@@ -191,17 +192,47 @@ def manifest_files(paths: list[str], stats: KubeStats) -> Iterator[tuple[str, st
         if not path.exists():
             stats.errors.append(f"{p}: no such file or directory")
             continue
-        if path.is_file():
-            yield str(path), None
+        if not path.is_dir():
+            yield str(path), None  # a FIFO or device is refused when read, not waited on
             continue
-        for chart in sorted({c.parent for c in path.rglob("Chart.yaml")}):
+        tree = _tree(path, stats)
+        charts = {f.parent for f in tree if f.name == "Chart.yaml"}
+        for chart in sorted(charts):
             yield str(chart), str(chart)
-        charts = {c.parent for c in path.rglob("Chart.yaml")}
-        for f in sorted(path.rglob("*")):
-            if f.suffix.lower() in MANIFEST_SUFFIXES and f.is_file():
+        for f in tree:
+            if f.suffix.lower() in MANIFEST_SUFFIXES:
                 if any(c == f.parent or c in f.parents for c in charts):
                     continue  # part of a chart: rendered (or scanned raw) with it
                 yield str(f), None
+
+
+def _tree(top: Path, stats: KubeStats) -> list[Path]:
+    """Every regular file under ``top``, sorted; an explicit stack (any depth), and
+    symlinks are not followed (no loops). Unlistable directories are counted."""
+    import os
+    import stat
+
+    out: list[Path] = []
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                entries = list(it)
+        except OSError:
+            stats.skip("unreadable")
+            continue
+        for e in entries:
+            try:
+                mode = e.stat(follow_symlinks=False).st_mode
+            except OSError:
+                stats.skip("unreadable")
+                continue
+            if stat.S_ISDIR(mode):
+                stack.append(Path(e.path))
+            elif stat.S_ISREG(mode):
+                out.append(Path(e.path))
+    return sorted(out)
 
 
 def render_chart(chart: str, timeout: float = 120.0) -> tuple[str | None, str]:
@@ -355,27 +386,42 @@ def scan_manifests(paths: list[str], scanner: ValueScanner, stats: KubeStats, st
             _scan_chart_raw(Path(chart), scanner, stats, why)
             continue
         if name == "-":
-            data = stdin.read()
+            data = stdin.read(MAX_MANIFEST + 1)
+            if len(data) > MAX_MANIFEST:
+                stats.errors.append(f"stdin: more than {MAX_MANIFEST // 1024**2} MiB of manifests")
+                continue
         else:
-            try:
-                data = Path(name).read_bytes()
-            except OSError as exc:
-                stats.errors.append(f"{name}: cannot read: {exc.strerror}")
+            data = _read_manifest(Path(name), stats)
+            if data is None:
                 continue
         stats.files += 1
         scan_documents(data, name, scanner, stats)
 
 
+def _read_manifest(path: Path, stats: KubeStats) -> bytes | None:
+    """The file's bytes; a FIFO, device or file over ``MAX_MANIFEST`` is an error in
+    the report (never a hang, never a whole file in memory)."""
+    from sentinel.sources.safeio import FileTooLarge, NotRegularFile, read_regular
+
+    try:
+        return read_regular(path, MAX_MANIFEST)
+    except FileTooLarge:
+        stats.errors.append(f"{path}: larger than {MAX_MANIFEST // 1024**2} MiB, not read")
+    except NotRegularFile as exc:
+        stats.errors.append(f"{path}: {exc.kind}, not a manifest file")
+    except OSError as exc:
+        stats.errors.append(f"{path}: cannot read: {exc.strerror}")
+    return None
+
+
 def _scan_chart_raw(chart: Path, scanner: ValueScanner, stats: KubeStats, why: str) -> None:
     """Without helm: the chart's values and templates as text (templates are not YAML
     until rendered)."""
-    for f in sorted(chart.rglob("*")):
-        if not f.is_file() or f.suffix.lower() not in (*MANIFEST_SUFFIXES, ".tpl", ".txt"):
+    for f in _tree(chart, stats):
+        if f.suffix.lower() not in (*MANIFEST_SUFFIXES, ".tpl", ".txt"):
             continue
-        try:
-            data = f.read_bytes()
-        except OSError as exc:
-            stats.errors.append(f"{f}: cannot read: {exc.strerror}")
+        data = _read_manifest(f, stats)
+        if data is None:
             continue
         stats.files += 1
         stats.bytes += len(data)
