@@ -33,6 +33,8 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 SECRET_MANIFEST_RULE = "k8s.secret-manifest"
 MAX_MANIFEST = 64 * 1024 * 1024  # bytes of one manifest file or of stdin
+MAX_PAGE_BYTES = 256 * 1024 * 1024  # bytes of one list page from an API server
+MAX_PAGES = 100_000  # pages of one list (50 million objects at the default page size)
 
 
 def secret_manifest_rule() -> Rule:
@@ -442,12 +444,81 @@ class ClusterOptions:
     include_secrets: bool = False
     page_size: int = 500
     timeout: float = 30.0
+    # what one API server may send: a page's body (the real server caps an object near
+    # 1.5 MiB, so a page of 500 is far below this) and the pages of one list
+    max_page_bytes: int = MAX_PAGE_BYTES
+    max_pages: int = MAX_PAGES
+
+
+class PageRefused(Exception):
+    """A list page that cannot be used; the message says why, in one line."""
+
+
+def _read_page(resp: Any, limit: int) -> dict[str, Any]:
+    """One list page's JSON, read at most ``limit`` bytes, checked for its shape."""
+    import json
+
+    try:
+        data = resp.read(limit + 1)
+    finally:
+        resp.release_conn()
+    if len(data) > limit:
+        raise PageRefused(
+            f"a list page is over {limit >> 20} MiB; retry with a smaller --page-size"
+        )
+    try:
+        doc = json.loads(data)
+    except RecursionError:
+        raise PageRefused("the API server sent JSON nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise PageRefused(f"the API server sent something else than JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise PageRefused("the API server's list is not a JSON object")
+    items = doc.get("items")
+    if items is not None and not isinstance(items, list):
+        raise PageRefused("the API server's list has 'items' that is not a list")
+    meta = doc.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise PageRefused("the API server's list has 'metadata' that is not an object")
+    token = (meta or {}).get("continue")
+    if token is not None and not isinstance(token, str):
+        raise PageRefused("the API server's continue token is not a string")
+    return doc
+
+
+def _pages(fn: Callable[..., Any], kwargs: dict[str, Any], opts: ClusterOptions) -> Iterator[Any]:
+    """The items of one list, page by page to its end. A server that repeats a continue
+    token (which would list forever) or sends more than ``opts.max_pages`` pages is
+    stopped with ``PageRefused`` after the items already read."""
+    import hashlib
+
+    seen: set[bytes] = set()
+    token: str | None = None
+    for page in range(1, opts.max_pages + 1):
+        if token:
+            kwargs["_continue"] = token
+        resp = fn(
+            limit=opts.page_size,
+            _preload_content=False,
+            _request_timeout=opts.timeout,
+            **kwargs,
+        )
+        doc = _read_page(resp, opts.max_page_bytes)
+        yield from doc.get("items") or []
+        token = (doc.get("metadata") or {}).get("continue") or None
+        if not token:
+            return
+        digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+        if digest in seen:
+            raise PageRefused(
+                f"the API server repeated a continue token; listing stopped after {page} pages"
+            )
+        seen.add(digest)
+    raise PageRefused(f"listing stopped after {opts.max_pages} pages (the most one list may have)")
 
 
 def scan_cluster(opts: ClusterOptions, scanner: ValueScanner, stats: KubeStats) -> str:
     """List ConfigMaps (and Secrets) page by page; returns the cluster's name as shown."""
-    import json
-
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
@@ -487,36 +558,25 @@ def scan_cluster(opts: ClusterOptions, scanner: ValueScanner, stats: KubeStats) 
                 else:
                     fn = getattr(v1, f"list_namespaced_{noun}")
                     kwargs = {"namespace": ns}
-                token: str | None = None
                 try:
-                    while True:
-                        if token:
-                            kwargs["_continue"] = token
-                        resp = fn(
-                            limit=opts.page_size,
-                            _preload_content=False,
-                            _request_timeout=opts.timeout,
-                            **kwargs,
-                        )
-                        doc = json.loads(resp.data)
-                        for item in doc.get("items") or []:
-                            if isinstance(item, dict):
-                                item.setdefault("kind", kind)
-                                meta = item.get("metadata") or {}
-                                obj_where = f"{name}/{meta.get('namespace', '')}/{kind}/{meta.get('name', '')}"
-                                scan_object(item, obj_where, scanner, stats, cluster=name)
-                        token = (doc.get("metadata") or {}).get("continue") or None
-                        if not token:
-                            break
+                    for item in _pages(fn, kwargs, opts):
+                        if isinstance(item, dict):
+                            item.setdefault("kind", kind)
+                            meta = item.get("metadata")
+                            meta = meta if isinstance(meta, dict) else {}
+                            obj_where = (
+                                f"{name}/{meta.get('namespace', '')}/{kind}/{meta.get('name', '')}"
+                            )
+                            scan_object(item, obj_where, scanner, stats, cluster=name)
+                        else:
+                            stats.skip("malformed_object")
                 except ApiException as exc:
                     msg = _api_error(exc)
                     if exc.status == 403 and ns is None:
                         msg += "; or pass --namespace for the namespaces it may list"
                     stats.errors.append(f"{where}: {msg}")
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    stats.errors.append(
-                        f"{where}: the API server sent something else than JSON ({exc})"
-                    )
+                except PageRefused as exc:
+                    stats.errors.append(f"{where}: {exc}")
                 except Exception as exc:  # urllib3 timeouts and connection errors
                     stats.errors.append(f"{where}: {_transport_error(exc, opts.timeout)}")
     finally:
@@ -539,9 +599,10 @@ def _api_error(exc: Any) -> str:
 
     message = ""
     try:
-        body = json.loads(exc.body or "{}")
-        message = body.get("message", "")
-    except (ValueError, TypeError):
+        body = json.loads((exc.body or b"{}")[: 64 * 1024])
+        if isinstance(body, dict):
+            message = str(body.get("message", ""))[:500]
+    except (ValueError, TypeError, RecursionError):
         pass
     hint = {
         401: " (check the kubeconfig's credentials)",
