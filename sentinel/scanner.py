@@ -13,13 +13,15 @@ from detectors.engine import ENGINE_VERSION, Backend, EngineStats, GlobalAllowli
 from detectors.rule import RuleFormatError, lint_rule
 from detectors.ruleset import RuleSet, load_builtin
 from sentinel.baseline import Baseline
-from sentinel.config import Config
+from sentinel.config import DEFAULT_MAX_FILE_SIZE, Config
 from sentinel.errors import ConfigError, RuleError
 from sentinel.fingerprint import fingerprint, installation_key
 from sentinel.models import Occurrence, Origin, ScanResult, display_path
 from sentinel.scanning import EngineSpec, OccurrenceFactory
 
 OWN_FILES = frozenset({".sentinel.toml", ".sentinel-baseline.json"})
+# suppressions that a config file decides (not baselines, rules' own allowlists, repeats)
+TARGET_ALLOWLISTS = ("allowlist_path", "allowlist_commit", "allowlist_value")
 
 
 @dataclass
@@ -34,6 +36,9 @@ class ScanOptions:
     # the key of a baseline that findings may be added to (each occurrence then carries
     # its fingerprint under it too); the loaded baseline's own key when there is one
     baseline_key: bytes | None = None
+    # the config was found inside the scanned target (its own .sentinel.toml or
+    # [tool.sentinel]): whoever wrote the target wrote it, so what it hides is reported
+    config_from_target: bool = False
 
 
 def build_ruleset(opts: ScanOptions) -> RuleSet:
@@ -104,6 +109,8 @@ class Collector:
         self.allow_commits = {c.lower() for c in cfg.allow_commits}
         self.dedupe_history = dedupe_history
         self.suppressed: Counter[str] = Counter()
+        self.config = cfg
+        self.config_from_target = opts.config_from_target
         self._best: dict[tuple[str, str, str], Occurrence] = {}
         self._all: list[Occurrence] = []
 
@@ -182,6 +189,9 @@ def engine_report(stats: dict[str, Any], es: EngineStats, col: Collector) -> Non
     inline = es.rejected.get("inline_allow", 0)
     if inline:
         col.suppressed["inline_allow"] += inline
+    by_value = es.rejected.get("allowlist", 0)  # the config's allowlist regexes, stopwords
+    if by_value:
+        col.suppressed["allowlist_value"] += by_value
     if es.truncated:
         total = sum(es.truncated.values())
         stats["truncated"] = dict(sorted(es.truncated.items()))
@@ -191,6 +201,40 @@ def engine_report(stats: dict[str, Any], es: EngineStats, col: Collector) -> Non
             f"{total} match(es) not reported or not decoded because of per-chunk caps "
             f"(adversarial or generated content?): {worst}"
         )
+
+
+def config_report(stats: dict[str, Any], col: Collector) -> str | None:
+    """Name the config the scan ran under in ``stats["config"]``; when the scanned target
+    supplied it, a warning line listing everything it hid or narrowed (None when nothing),
+    since a repository can otherwise silence its own secrets without a word."""
+    cfg = col.config
+    if not cfg.source:
+        return None
+    stats["config"] = {"source": cfg.source, "from_scanned_target": col.config_from_target}
+    if not col.config_from_target:
+        return None
+    effects = []
+    hidden = {k: col.suppressed[k] for k in TARGET_ALLOWLISTS if col.suppressed[k]}
+    if hidden:
+        detail = ", ".join(f"{k} {n}" for k, n in sorted(hidden.items()))
+        effects.append(f"its allowlist hid {sum(hidden.values())} match(es) ({detail})")
+    excluded = (stats.get("skipped") or {}).get("excluded", 0)
+    if excluded:
+        effects.append(f"exclude_paths kept {excluded} file(s) out")
+    if cfg.disable_rules:
+        effects.append(
+            f"it disables {len(cfg.disable_rules)} rule(s): {', '.join(cfg.disable_rules[:5])}"
+        )
+    if cfg.min_confidence != "low":
+        effects.append(f"it reports only findings of {cfg.min_confidence} confidence or more")
+    if cfg.max_file_size < DEFAULT_MAX_FILE_SIZE:
+        effects.append(f"it lowers max_file_size to {cfg.max_file_size} bytes")
+    if not effects:
+        return None
+    return (
+        f"the scanned target's own config ({cfg.source}) shaped this report: "
+        f"{'; '.join(effects)}. --no-target-config scans without it"
+    )
 
 
 def _finish(
@@ -209,6 +253,9 @@ def _finish(
     warnings = list(stats.get("warnings") or [])
     if key.warning():
         warnings.append(key.warning())
+    shaped = config_report(stats, col)
+    if shaped:
+        warnings.append(shaped)
     stats.update(
         {
             "rules": len(ruleset),

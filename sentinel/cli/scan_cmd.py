@@ -79,6 +79,14 @@ MinConfidenceOpt = Annotated[
         "guesses; the default reports all). Test/fixture/example paths count one lower.",
     ),
 ]
+TargetConfigOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-target-config",
+        help="Do not read the scanned target's own .sentinel.toml or [tool.sentinel] "
+        "(for targets you do not control: it could allowlist its own secrets).",
+    ),
+]
 ProgressOpt = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr (TTY only).")
 ]
@@ -93,16 +101,29 @@ def _options(
     max_file_size: str | None,
     progress: bool,
     label: str,
+    *,
+    target_config: bool | None = None,
 ):  # type: ignore[no-untyped-def]
+    """``target_config``: True/False when ``target`` is the scanned thing (read its own
+    config, or not); None when it is only where to look (the current directory)."""
     from sentinel import baseline as baseline_mod
     from sentinel import config as config_mod
     from sentinel.cli.progress import maybe
     from sentinel.fingerprint import fingerprint_key
     from sentinel.scanner import ScanOptions
 
-    cfg = config_mod.load(config) if config else config_mod.discover(target)
+    if config:
+        cfg = config_mod.load(config)
+    elif target_config is False:
+        cfg = config_mod.Config()
+    else:
+        cfg = config_mod.discover(target)
     return ScanOptions(
         config=cfg,
+        config_from_target=not config
+        and bool(target_config)
+        and cfg.source is not None
+        and not _is_own_project(target),
         baseline=baseline_mod.load(baseline, fingerprint_key()) if baseline else None,
         extra_rule_files=tuple(str(r) for r in rules or ()),
         jobs=jobs,
@@ -111,6 +132,18 @@ def _options(
         else None,
         progress=maybe(label, progress),
     )
+
+
+def _is_own_project(target: Path) -> bool:
+    """The current directory is the target or inside it: the user's own project, whose
+    config they chose (its effects are still counted in the stats, without a warning)."""
+    try:
+        top = target.resolve()
+        here = Path.cwd().resolve()
+    except OSError:
+        return False
+    top = top if top.is_dir() else top.parent
+    return here == top or top in here.parents
 
 
 @contextlib.contextmanager
@@ -208,12 +241,23 @@ def scan_git(
     jobs: JobsOpt = None,
     max_file_size: MaxSizeOpt = None,
     progress: ProgressOpt = True,
+    no_target_config: TargetConfigOpt = False,
 ) -> None:
     """Scan every blob reachable from every ref (branches, tags, remotes, stash), and
     commit and tag messages; each finding names the commit that introduced it."""
     from sentinel import scanner
 
-    opts = _options(repo, config, baseline, rules, jobs, max_file_size, progress, "history")
+    opts = _options(
+        repo,
+        config,
+        baseline,
+        rules,
+        jobs,
+        max_file_size,
+        progress,
+        "history",
+        target_config=not no_target_config,
+    )
     with _closing_progress(opts):
         if no_history:
             from sentinel.sources.git import open_repo
@@ -245,12 +289,23 @@ def scan_path(
     jobs: JobsOpt = None,
     max_file_size: MaxSizeOpt = None,
     progress: ProgressOpt = True,
+    no_target_config: TargetConfigOpt = False,
 ) -> None:
     """Scan files and directories, honouring .gitignore; binaries and files over the
     size limit are skipped and counted."""
     from sentinel import scanner
 
-    opts = _options(paths[0], config, baseline, rules, jobs, max_file_size, progress, "files")
+    opts = _options(
+        paths[0],
+        config,
+        baseline,
+        rules,
+        jobs,
+        max_file_size,
+        progress,
+        "files",
+        target_config=not no_target_config,
+    )
     with _closing_progress(opts):
         result = scanner.scan_paths([str(p) for p in paths], opts, use_ignore=not no_ignore)
     emit(result, fmt, output, show_secrets, min_confidence, opts)
