@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 from detectors import decoders, filters, hsdb
 from detectors.entropy import shannon
-from detectors.rule import Rule
+from detectors.rule import Rule, is_builtin
 from detectors.ruleset import RuleSet
 from detectors.validators import CHECKSUMS
 
@@ -46,6 +46,11 @@ MAX_DISTINCT = 10_000  # distinct values of one rule judged in one chunk; the re
 MAX_REPEATS = 1_000  # occurrences of one value reported from one chunk; the rest is counted
 CONTEXT = 16  # bytes either side of a window that belong to its cache key (\b, lookbehind)
 CACHE_BYTES = 32 * 1024 * 1024
+# A rule that is not built in (a config's [[rule]], --rules, possibly from the scanned
+# target itself) may backtrack without end: each of its searches gives up after this many
+# seconds, and after GIVE_UP_AFTER such searches the rule is not run again by this engine.
+CUSTOM_RULE_TIMEOUT = 1.0
+GIVE_UP_AFTER = 3
 # (secret start, end, match start, end, secret, entropy), offsets into the window's chunk
 _Verdict = tuple[int, int, int, int, bytes, float]
 
@@ -82,12 +87,21 @@ class EngineStats:
     rejected: dict[str, int] = field(default_factory=dict)
     truncated: dict[str, int] = field(default_factory=dict)
     scanned_as: dict[str, int] = field(default_factory=dict)
+    timed_out: dict[str, int] = field(default_factory=dict)  # searches a rule gave up, by rule
 
     def reject(self, why: str) -> None:
         self.rejected[why] = self.rejected.get(why, 0) + 1
 
     def truncate(self, what: str, n: int = 1) -> None:
         self.truncated[what] = self.truncated.get(what, 0) + n
+
+    def time_out(self, rule_id: str, n: int = 1) -> None:
+        self.timed_out[rule_id] = self.timed_out.get(rule_id, 0) + n
+
+    def incomplete(self) -> int:
+        """Matches a cap left out and searches a timeout cut short: a chunk with any is
+        not known to be clean."""
+        return sum(self.truncated.values()) + sum(self.timed_out.values())
 
     def merge(self, other: EngineStats) -> None:
         self.hits += other.hits
@@ -96,15 +110,18 @@ class EngineStats:
             (self.rejected, other.rejected),
             (self.truncated, other.truncated),
             (self.scanned_as, other.scanned_as),
+            (self.timed_out, other.timed_out),
         ):
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
 
     def take(self) -> EngineStats:
         """These stats, and a fresh start (a worker sends them back per batch)."""
-        out = EngineStats(self.hits, self.windows, self.rejected, self.truncated, self.scanned_as)
+        out = EngineStats(
+            self.hits, self.windows, self.rejected, self.truncated, self.scanned_as, self.timed_out
+        )
         self.hits = self.windows = 0
-        self.rejected, self.truncated, self.scanned_as = {}, {}, {}
+        self.rejected, self.truncated, self.scanned_as, self.timed_out = {}, {}, {}, {}
         return out
 
 
@@ -131,6 +148,7 @@ class _Compiled:
     allow: regex.Pattern[bytes] | None
     stopwords: tuple[bytes, ...]
     named: bool  # a generic rule whose pattern captures the name the value is assigned to
+    timeout: float | None  # seconds a search may take: built-in rules are not bounded
 
 
 def _alternation(parts: Iterable[str]) -> regex.Pattern[bytes] | None:
@@ -159,6 +177,7 @@ class Engine:
         self.stats = EngineStats()
         self._cache: dict[tuple[str, int, int, bytes], list[_Verdict]] = {}
         self._cache_bytes = 0
+        self._gave_up: dict[str, int] = {}  # searches of a custom rule that timed out
         allowlist = allowlist or GlobalAllowlist()
         self._global_allow = _alternation(allowlist.regexes)
         self._global_stop = tuple(s.lower().encode() for s in allowlist.stopwords)
@@ -215,6 +234,7 @@ class Engine:
             allow=_alternation(rule.allowlist.regexes),
             stopwords=tuple(s.lower().encode() for s in rule.allowlist.stopwords),
             named=rule.generic and "name" in pattern.groupindex,
+            timeout=None if is_builtin(rule) else CUSTOM_RULE_TIMEOUT,
         )
 
     # -- hits ---------------------------------------------------------------------------
@@ -254,13 +274,23 @@ class Engine:
                     lowered = data.lower()
                 if not any(k.encode() in lowered for k in rule.keywords):
                     continue
-            if rule.trigger is None:
-                ends = [m.end() for m in self._get(i).pattern.finditer(data)]
-            else:  # the same hit positions Hyperscan reports: the trigger's ends
-                trigger = self._triggers.get(i)
-                if trigger is None:
-                    trigger = self._triggers[i] = rule.compiled_trigger()
-                ends = [m.end() for m in trigger.finditer(data, overlapped=True)]
+            c = self._get(i)
+            if self._gave_up.get(rule.id, 0) >= GIVE_UP_AFTER:
+                self.stats.time_out(rule.id)
+                continue
+            try:
+                if rule.trigger is None:
+                    ends = [m.end() for m in c.pattern.finditer(data, timeout=c.timeout)]
+                else:  # the same hit positions Hyperscan reports: the trigger's ends
+                    trigger = self._triggers.get(i)
+                    if trigger is None:
+                        trigger = self._triggers[i] = rule.compiled_trigger()
+                    ends = [
+                        m.end() for m in trigger.finditer(data, overlapped=True, timeout=c.timeout)
+                    ]
+            except TimeoutError:
+                self._timed_out(rule.id)
+                continue
             if ends:
                 hits[i] = ends
         hits[self._b64_id] = [m.end() for m in self._b64_trigger.finditer(data)]
@@ -357,6 +387,9 @@ class Engine:
             if lo >= 0:
                 windows.append((lo, hi))
         self.stats.windows += len(windows)
+        if c.timeout is not None and self._gave_up.get(c.rule.id, 0) >= GIVE_UP_AFTER:
+            self.stats.time_out(c.rule.id, len(windows))
+            return
         judged = _Judged()
         repeats: dict[bytes, int] = {}
         left_out = 0
@@ -368,7 +401,13 @@ class Engine:
             verdicts = self._cache.get(key)
             if verdicts is None:
                 before = judged.left_out
-                verdicts = self._confirm_window(c, chunk, lo - a, hi - a, judged)
+                try:
+                    verdicts = self._confirm_window(c, chunk, lo - a, hi - a, judged)
+                except TimeoutError:
+                    self._timed_out(c.rule.id)
+                    if self._gave_up[c.rule.id] >= GIVE_UP_AFTER:
+                        break
+                    continue
                 if judged.left_out == before:  # a window cut short is judged again next time
                     self._remember(key, verdicts, len(chunk))
             for s, e, ms, me, secret, ent in verdicts:
@@ -389,6 +428,10 @@ class Engine:
         if left_out:
             self.stats.truncate(c.rule.id, left_out)
 
+    def _timed_out(self, rule_id: str) -> None:
+        self.stats.time_out(rule_id)
+        self._gave_up[rule_id] = self._gave_up.get(rule_id, 0) + 1
+
     def _remember(
         self, key: tuple[str, int, int, bytes], verdicts: list[_Verdict], size: int
     ) -> None:
@@ -407,7 +450,7 @@ class Engine:
         match (keyword, entropy, checksum, filters, allowlists)."""
         verdicts: list[_Verdict] = []
         seen = judged.verdicts
-        for m in c.pattern.finditer(chunk, pos, endpos, overlapped=False):
+        for m in c.pattern.finditer(chunk, pos, endpos, overlapped=False, timeout=c.timeout):
             s, e = m.span(c.group)
             if s < 0 or s == e:
                 continue

@@ -176,6 +176,11 @@ _KNOWN_KEYS = {
 }
 
 
+def is_builtin(rule: Rule) -> bool:
+    """A rule shipped in ``detectors/rules/`` (reviewed here), not one from a config."""
+    return rule.source_file.startswith("detectors/rules/")
+
+
 def rule_from_table(table: dict[str, Any], source_file: str = "", validate: bool = True) -> Rule:
     """Build a rule from one TOML table, with errors that name the rule and the field.
 
@@ -260,7 +265,7 @@ def lint_rule(rule: Rule) -> list[str]:
     problems: list[str] = []
     if not RULE_ID_RE.match(rule.id):
         problems.append("id must look like 'family.name' (lowercase, digits, '-', '.')")
-    if rule.source_file.startswith("detectors/rules/"):  # built-in: one file per family
+    if is_builtin(rule):  # built-in: one file per family
         stem = rule.source_file.rsplit("/", 1)[-1].removesuffix(".toml")
         if rule.family != stem:
             problems.append(f"id family '{rule.family}' does not match file '{stem}.toml'")

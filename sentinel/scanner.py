@@ -192,6 +192,17 @@ def engine_report(stats: dict[str, Any], es: EngineStats, col: Collector) -> Non
     by_value = es.rejected.get("allowlist", 0)  # the config's allowlist regexes, stopwords
     if by_value:
         col.suppressed["allowlist_value"] += by_value
+    if es.timed_out:
+        from detectors.engine import CUSTOM_RULE_TIMEOUT, GIVE_UP_AFTER
+
+        stats["timed_out"] = dict(sorted(es.timed_out.items()))
+        rules = ", ".join(f"{k} ({v})" for k, v in sorted(es.timed_out.items())[:5])
+        stats.setdefault("warnings", []).append(
+            f"{sum(es.timed_out.values())} search(es) by custom rules not finished: each gives "
+            f"up after {CUSTOM_RULE_TIMEOUT:g} s and a rule stops after {GIVE_UP_AFTER} "
+            f"(a pattern that backtracks without end?); what they would have matched there "
+            f"is not reported: {rules}"
+        )
     if es.truncated:
         total = sum(es.truncated.values())
         stats["truncated"] = dict(sorted(es.truncated.items()))

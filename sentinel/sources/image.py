@@ -560,12 +560,12 @@ def scan_images(
                     continue
                 if pool is None:
                     pool = _Pool(spec, jobs)
-                cut = sum(pool.engine.truncated.values())
+                cut = pool.engine.incomplete()
                 found, clean = _scan_layer(target, desc, what, limits, pool, stats, i)
                 removals.append((i, clean.whiteouts, clean.opaque))
                 layer_hits.extend(found)
                 # a layer a cap cut short is not remembered: its next scan says so again
-                if cache is not None and sum(pool.engine.truncated.values()) == cut:
+                if cache is not None and pool.engine.incomplete() == cut:
                     cache.put(desc.digest, _with_known_hits(clean, found, spec.fingerprint_key))
             for hit in layer_hits:
                 desc = img.manifest.layers[hit.layer]
