@@ -5,6 +5,8 @@ exclude_paths = ["vendor/**"]   # gitignore-style globs, relative to the project
 disable_rules = ["jwt.token"]
 min_confidence = "low"          # low | medium | high: scans report findings at least this sure
 block_confidence = "medium"     # hooks block on findings at least this sure and warn on the rest
+oversize = "warn"               # hooks, on a file over max_file_size: warn (scan its first and
+                                # last parts, name what was not scanned) | block (refuse it)
 
 [allowlist]                     # never report these
 paths = ["tests/fixtures/**"]   # globs
@@ -30,12 +32,14 @@ if TYPE_CHECKING:
     from detectors.rule import Rule
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
+OVERSIZE_MODES = ("warn", "block")  # what a hook does with a file over max_file_size
 _KEYS = {
     "max_file_size",
     "exclude_paths",
     "disable_rules",
     "min_confidence",
     "block_confidence",
+    "oversize",
     "allowlist",
     "rule",
     "rules",
@@ -52,6 +56,7 @@ class Config:
     disable_rules: tuple[str, ...] = ()
     min_confidence: str = "low"
     block_confidence: str = "medium"
+    oversize: str = "warn"
     allow_paths: tuple[str, ...] = ()
     allow_regexes: tuple[str, ...] = ()
     allow_stopwords: tuple[str, ...] = ()
@@ -101,6 +106,9 @@ def from_table(doc: dict[str, Any], where: str) -> Config:
         block_confidence = parse_confidence(str(doc.get("block_confidence", "medium")))
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    oversize = str(doc.get("oversize", "warn")).strip().lower()
+    if oversize not in OVERSIZE_MODES:
+        raise ConfigError(f"{where}: oversize {doc['oversize']!r} is not warn or block")
 
     try:
         rules = tuple(rules_from_doc(doc, where))
@@ -113,6 +121,7 @@ def from_table(doc: dict[str, Any], where: str) -> Config:
         disable_rules=_strs(doc, "disable_rules", where),
         min_confidence=min_confidence,
         block_confidence=block_confidence,
+        oversize=oversize,
         allow_paths=_strs(allow, "paths", where),
         allow_regexes=_strs(allow, "regexes", where),
         allow_stopwords=_strs(allow, "stopwords", where),

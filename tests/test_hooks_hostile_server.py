@@ -165,3 +165,105 @@ def test_control_characters_in_pushed_names_are_escaped(dev: GitRepo, server: Se
     assert "\x1b" not in res.stderr
     assert "\u202e" not in res.stderr
     assert "esc\\x1b[2J\\x1b[1Aname\\u202e.env:1" in res.stderr
+
+
+# -- blobs over max_file_size ----------------------------------------------------------------------
+
+MIB = 1024 * 1024
+FILLER = b"just an ordinary line of a large generated file\n"
+
+
+def big_text(size: int, first: bytes = b"", last: bytes = b"") -> bytes:
+    body = size - len(first) - len(last)
+    return first + FILLER * (body // len(FILLER)) + b"x" * (body % len(FILLER)) + last
+
+
+@pytest.fixture
+def roomy(server: Server) -> Server:
+    """A server whose time budget does not decide these tests (the machine is shared)."""
+    server.config("sentinel.timeBudget", "120")
+    return server
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_key_in_the_first_or_last_part_of_a_20_mib_blob_is_rejected(
+    dev: GitRepo, roomy: Server, where: str
+) -> None:
+    """On fd70725 a blob over max_file_size was left out of the scan without a word."""
+    secret = token("ghp", 1210)
+    line = f"TOKEN={secret}\n".encode()
+    data = big_text(20 * MIB, **{where: line})
+    dev.commit("dump", {"data/dump.sql": data})
+    old = roomy.ref("main")
+    res = push(dev, "main")
+    assert res.returncode != 0, res.stderr
+    assert roomy.ref("main") == old
+    n = 1 if where == "first" else data.count(b"\n")
+    assert f"data/dump.sql:{n}  github." in res.stderr
+    assert "data/dump.sql (in " in res.stderr and "is 20.0 MiB" in res.stderr
+    assert secret not in res.stderr
+    last = roomy.log()[-1]
+    assert last["outcome"] == "rejected"
+    assert last["findings"][0]["line"] == n
+    [big] = last["oversize"]
+    assert big["size"] == 20 * MIB and big["unscanned_bytes"] > 9 * MIB
+
+
+def test_clean_oversize_blob_is_accepted_with_a_warning_and_logged(
+    dev: GitRepo, roomy: Server
+) -> None:
+    dev.commit("dump", {"data/dump.sql": big_text(20 * MIB)})
+    res = push(dev, "main")
+    assert res.returncode == 0, res.stderr
+    assert "WARNING: pushed file(s) over max_file_size" in res.stderr
+    assert "data/dump.sql (in " in res.stderr
+    assert "bytes in the middle were NOT" in res.stderr
+    last = roomy.log()[-1]
+    assert last["outcome"] == "accepted"
+    [big] = last["oversize"]
+    assert big["path"].startswith("data/dump.sql (in ")
+    assert big["size"] == 20 * MIB
+
+
+def test_oversize_block_setting_rejects_the_push(dev: GitRepo, roomy: Server) -> None:
+    roomy.config("sentinel.oversize", "block")
+    dev.commit("dump", {"data/dump.sql": big_text(20 * MIB)})
+    old = roomy.ref("main")
+    res = push(dev, "main")
+    assert res.returncode != 0
+    assert roomy.ref("main") == old
+    assert "push rejected: 1 pushed file(s) over max_file_size" in res.stderr
+    last = roomy.log()[-1]
+    assert last["outcome"] == "rejected"
+    assert last["reason"] == "oversize"
+
+
+# -- UTF-16 text and binaries ---------------------------------------------------------------------
+
+
+def test_key_in_a_utf16le_file_is_rejected(dev: GitRepo, server: Server) -> None:
+    """A BOM + UTF-16LE file (PowerShell's ``>``). On fd70725 it was not decoded at all;
+    with the decoding engine, git still shows it as binary (no lines), and the hook took
+    "no added lines" for "an old secret": the push was accepted with a warning."""
+    secret = token("ghp", 1230)
+    text = f"REGION=eu\r\nGITHUB_TOKEN={secret}\r\n"
+    dev.commit("env", {"deploy/env.txt": b"\xff\xfe" + text.encode("utf-16-le")})
+    old = server.ref("main")
+    res = push(dev, "main")
+    assert res.returncode != 0, res.stderr
+    assert server.ref("main") == old
+    assert "push rejected: 1 secret" in res.stderr
+    assert "deploy/env.txt:2  github." in res.stderr
+
+
+def test_provider_token_inside_a_binary_blob_is_rejected(dev: GitRepo, server: Server) -> None:
+    secret = token("ghp", 1231)
+    blob = b"SQLite format 3\0" + b"\0\x01\x02" * 50 + secret.encode() + b"\0" * 64
+    dev.commit("db", {"assets/app.db": blob})
+    old = server.ref("main")
+    res = push(dev, "main")
+    assert res.returncode != 0, res.stderr
+    assert server.ref("main") == old
+    assert "push rejected: 1 secret" in res.stderr
+    assert "assets/app.db:" in res.stderr
+    assert secret not in res.stderr

@@ -70,38 +70,81 @@ def unquote_path(raw: bytes) -> bytes:
 
 
 class Added:
-    """The line numbers (1-based, in the new version) a change adds to one file."""
+    """The lines (1-based, in the new version) a change adds to one file, as the
+    ``[first, last]`` ranges of its hunks. ``everything``: git showed no lines (a
+    binary file, or one a gitattributes ``-diff`` makes look binary), so every line
+    counts as added."""
 
-    __slots__ = ("lines",)
+    __slots__ = ("everything", "ranges")
 
-    def __init__(self) -> None:
-        self.lines: set[int] = set()
+    def __init__(self, everything: bool = False) -> None:
+        self.ranges: list[tuple[int, int]] = []
+        self.everything = everything
 
     def touches(self, first: int, last: int) -> bool:
-        return any(n in self.lines for n in range(first, last + 1))
+        return self.everything or any(a <= last and first <= b for a, b in self.ranges)
+
+
+def _binary_target(line: bytes) -> bytes | None:
+    """The new path of a ``Binary files A and B differ`` line (None: deleted)."""
+    body = line[len(b"Binary files ") :].removesuffix(b" differ")
+    if body.startswith(b"/dev/null and "):
+        new = body[len(b"/dev/null and ") :]
+    elif body.endswith(b" and /dev/null"):
+        return None
+    else:
+        half = (len(body) - len(b" and ")) // 2
+        if body[half : half + 5] == b" and " and body[:half][2:] == body[half + 5 :][2:]:
+            new = body[half + 5 :]  # the same name on both sides: cut in the middle
+        else:  # a rename: split at the last " and " before the new side's prefix
+            cut = max(body.rfind(b" and b/"), body.rfind(b' and "b/'))
+            new = body[cut + 5 :] if cut >= 0 else body
+    new = unquote_path(new)
+    return new[2:] if new.startswith(b"b/") else new
+
+
+# The lines of a patch that are not content: content lines start with "+", "-", " " or
+# "\\", so these, matched at a line start, are headers; "+++ " and "--- " only before a
+# file's first hunk ("+++ x" inside a hunk is the added line "++ x").
+_PATCH_HEADER = re.compile(rb"^(?:diff --git |@@ |\+\+\+ |Binary files )[^\n]*", re.MULTILINE)
 
 
 def added_lines(patch: bytes) -> dict[bytes, Added]:
     """``{new path: Added}`` from a unified diff made with ``-U0``. A file that is only
-    renamed, or binary, has no hunks and so adds no lines."""
+    renamed has no hunks and so adds no lines; a binary one, whose lines git does not
+    show, adds all of them (a secret in it is new unless a baseline knows it).
+
+    Only header lines are looked at (found by one regex pass, not a Python loop over
+    every line: a 20 MB file adds millions of lines)."""
     out: dict[bytes, Added] = {}
     current: Added | None = None
-    for line in patch.split(b"\n"):
-        if line.startswith(b"@@"):
-            m = _HUNK.match(line)
-            if m is not None and current is not None:
-                start = int(m.group(1))
-                count = int(m.group(2)) if m.group(2) is not None else 1
-                current.lines.update(range(start, start + count))
+    in_header = False  # between "diff --git" and the file's first hunk
+    for m in _PATCH_HEADER.finditer(patch):
+        line = m.group(0).rstrip(b"\r")
+        if line.startswith(b"@@ "):
+            in_header = False
+            h = _HUNK.match(line)
+            if h is not None and current is not None:
+                start = int(h.group(1))
+                count = int(h.group(2)) if h.group(2) is not None else 1
+                if count:
+                    current.ranges.append((start, start + count - 1))
+        elif line.startswith(b"diff --git "):
+            current, in_header = None, True
+        elif not in_header:
+            continue  # an added line that looks like a header
         elif line.startswith(b"+++ "):
             # git ends the line with a tab when the name holds a space (for patch(1))
-            target = line[4:].rstrip(b"\r").removesuffix(b"\t")
+            target = line[4:].removesuffix(b"\t")
             if target == b"/dev/null":
                 current = None
                 continue
             target = unquote_path(target)
             current = out.setdefault(target[2:] if target.startswith(b"b/") else target, Added())
-        elif line.startswith(b"diff --git "):
+        else:  # Binary files A and B differ
+            target = _binary_target(line) if line.endswith(b" differ") else None
+            if target is not None:
+                out[target] = Added(everything=True)
             current = None
     return out
 
@@ -207,3 +250,94 @@ def config_values(git_dir: str, names: Iterable[str]) -> dict[str, str]:
         key, _, value = item.partition(b"\n")
         found[key.decode("utf-8", "replace").lower()] = value.decode("utf-8", "replace")
     return {n: found[n.lower()] for n in names if n.lower() in found}
+
+
+CAT_FILE_NAME = "git cat-file"
+
+
+@dataclass(frozen=True)
+class Edges:
+    """The first and last part of a blob too large to scan whole (see ``read_edges``)."""
+
+    sha: bytes
+    size: int
+    head: bytes
+    tail: bytes
+    tail_offset: int  # where ``tail`` starts in the blob
+    tail_line: int  # how many lines come before it (the first line of ``tail`` is this + 1)
+
+    @property
+    def unscanned(self) -> int:
+        return max(0, self.tail_offset - len(self.head))
+
+
+def read_edges(
+    git_dir: str | None, shas: Sequence[bytes], edge: int, timeout: float | None = None
+) -> list[Edges | None]:
+    """The first ``edge`` bytes and the last ``edge`` bytes of each blob of ``shas``
+    (None: missing), streamed through one ``git cat-file --batch``: the middle is read
+    past in 1 MiB pieces, only its newlines counted, so memory stays near ``2 * edge``
+    whatever the blob's size. The head ends and the tail starts at a line boundary
+    when there is one near the cut, so line and column numbers in both stay true.
+    ``timeout`` bounds the whole read: git is killed and ``subprocess.TimeoutExpired``
+    raised past it."""
+    import threading
+
+    if not shas:
+        return []
+    proc = cat_file(git_dir)
+    assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    def feed() -> None:
+        try:
+            stdin.write(b"".join(s + b"\n" for s in shas))
+            stdin.close()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    threading.Thread(target=feed, daemon=True).start()
+    timer = threading.Timer(timeout, proc.kill) if timeout else None
+    if timer is not None:
+        timer.start()
+    out: list[Edges | None] = []
+    try:
+        for sha in shas:
+            parts = stdout.readline().split()
+            if len(parts) != 3:
+                out.append(None)
+                continue
+            size = int(parts[2])
+            head = stdout.read(min(size, edge))
+            if len(head) < size and b"\n" in head[-4096:]:
+                head = head[: head.rindex(b"\n") + 1]
+            pos, lines = len(head), head.count(b"\n")
+            # one byte before the tail is kept too: it says whether the tail starts a line
+            keep_from = max(pos, size - edge - 1)
+            rest = b""
+            while pos < size:
+                piece = stdout.read(min(size - pos, 1 << 20))
+                if not piece:
+                    break
+                cut = min(len(piece), max(0, keep_from - pos))
+                lines += piece.count(b"\n", 0, cut)
+                rest += piece[cut:]
+                pos += len(piece)
+            stdout.read(1)
+            start = keep_from
+            if rest and keep_from > len(head):
+                nl = rest.find(b"\n", 0, 4096)
+                drop = nl + 1 if nl >= 0 else 1
+                lines += rest.count(b"\n", 0, drop)
+                rest, start = rest[drop:], start + drop
+            out.append(Edges(sha, size, head, rest, start, lines))
+    finally:
+        if timer is not None:
+            timer.cancel()
+        stdout.close()
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    if proc.returncode and proc.returncode < 0 and timeout:
+        raise subprocess.TimeoutExpired(CAT_FILE_NAME, timeout)
+    return out

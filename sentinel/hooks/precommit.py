@@ -17,7 +17,14 @@ from typing import TextIO
 
 from sentinel.errors import CorruptRepository, SourceError
 from sentinel.hooks import gitio
-from sentinel.hooks.scan import HookScanner, Verdicts, split_unsure
+from sentinel.hooks.scan import (
+    HookScanner,
+    Oversize,
+    Verdicts,
+    describe_oversize,
+    oversize_mode,
+    split_unsure,
+)
 from sentinel.models import Occurrence, Origin, display_path
 
 BASELINE_FILE = ".sentinel-baseline.json"
@@ -52,7 +59,8 @@ def staged(
     if res.returncode != 0:
         raise CorruptRepository(f"git cannot list staged changes: {gitio.first_error_line(err)}")
     entries: list[tuple[bytes, bytes]] = []  # (blob sha, path)
-    for line in out.split(b"\n"):
+    raw_end = out.find(b"\ndiff --git ")  # the raw list only: the patch can be huge
+    for line in out[: raw_end if raw_end >= 0 else len(out)].split(b"\n"):
         if not line.startswith(b":"):
             if line.startswith(b"diff --git "):
                 break  # the raw list is over; the patch follows
@@ -73,21 +81,44 @@ def staged(
         return v
     added = gitio.added_lines(out)
     blobs = gitio.read_blobs(repo.git_dir, [sha for sha, _ in entries], scanner.max_size, proc=cat)
-    for (_, path), blob in zip(entries, blobs, strict=True):
+    big: list[tuple[bytes, bytes]] = []
+    for (sha, path), blob in zip(entries, blobs, strict=True):
         if blob.data is None:
-            v.skipped[blob.skipped] += 1
+            if blob.skipped == "too_large":
+                big.append((sha, path))
+            else:
+                v.skipped[blob.skipped] += 1
             continue
         v.scanned += 1
-        shown = display_path(path)
-        lines = added.get(path)
-        for occ in scanner.scan(blob.data, Origin(source="git", path=shown, object_type="blob")):
-            if lines is not None and lines.touches(occ.line, occ.end_line):
-                v.blocking.append(occ)
-            else:
-                v.warnings.append(occ)
+        _judge(v, added.get(path), scanner.scan(blob.data, _origin(path)))
+    # a file over max_file_size: its first and last parts, never all of it in memory
+    edges = gitio.read_edges(repo.git_dir, [sha for sha, _ in big], scanner.max_size // 2)
+    for (_, path), edge in zip(big, edges, strict=True):
+        if edge is None:
+            v.skipped["missing_object"] += 1
+            continue
+        v.scanned += 1
+        origin = _origin(path)
+        found = scanner.scan(edge.head, origin)
+        found += scanner.scan(edge.tail, origin, edge.tail_line, edge.tail_offset)
+        _judge(v, added.get(path), found)
+        v.oversize.append(Oversize(origin.path, edge.size, len(edge.head) + len(edge.tail)))
     v.skipped.update(scanner.collector.suppressed)
     v.blocking, v.unsure = split_unsure(v.blocking, scanner.block_confidence)
     return v
+
+
+def _origin(path: bytes) -> Origin:
+    return Origin(source="git", path=display_path(path), object_type="blob")
+
+
+def _judge(v: Verdicts, lines: gitio.Added | None, found: list[Occurrence]) -> None:
+    """A secret on a line the commit adds blocks it; one elsewhere in the file warns."""
+    for occ in found:
+        if lines is not None and lines.touches(occ.line, occ.end_line):
+            v.blocking.append(occ)
+        else:
+            v.warnings.append(occ)
 
 
 def message_text(data: bytes, comment_char: bytes) -> bytes:
@@ -131,6 +162,31 @@ def _ways_out(out: TextIO, baseline: Path | None, occs: list[Occurrence], what: 
         "  3. A known secret you accept? Add it to the baseline (the file holds keyed\n"
         f"     fingerprints, never the value; commit {baseline.name if baseline else BASELINE_FILE} too):\n"
         + adds
+    )
+
+
+def report_oversize(v: Verdicts, out: TextIO, max_size: int, mode: str) -> None:
+    """Loud, whichever the mode: a file the hook could not read whole is never quiet."""
+    if not v.oversize:
+        return
+    if mode == "block":
+        n = len(v.oversize)
+        out.write(
+            f"sentinel: commit blocked: {n} staged file{'s' if n > 1 else ''} over max_file_size "
+            "(sentinel.oversize = block):\n"
+        )
+        for o in v.oversize:
+            out.write(f"  {describe_oversize(o, max_size)}\n")
+        out.write(
+            "  Keep files this large out of the repository (git LFS, an artifact store), or\n"
+            "  raise max_file_size in .sentinel.toml.\n\n"
+        )
+        return
+    for o in v.oversize:
+        out.write(f"sentinel: WARNING: {describe_oversize(o, max_size)}\n")
+    out.write(
+        "  (not blocking; 'git config sentinel.oversize block' or oversize = \"block\" in\n"
+        "  .sentinel.toml refuses such files instead)\n\n"
     )
 
 
@@ -183,8 +239,13 @@ def pre_commit(
         return 0  # a bare repository has no index to commit from
     scanner, baseline = _project(repo)
     v = staged(repo, scanner, diff, cat)
+    mode = scanner.oversize
+    if v.oversize:  # git config, read only when it matters (a hook pays for every process)
+        setting = gitio.config_values(repo.git_dir, ["sentinel.oversize"])
+        mode = oversize_mode(scanner.oversize, setting.get("sentinel.oversize"))
+    report_oversize(v, out, scanner.max_size, mode)
     report_staged(v, out, baseline)
-    return 1 if v.blocking else 0
+    return 1 if v.blocking or (v.oversize and mode == "block") else 0
 
 
 def commit_msg(message_file: str, out: TextIO = sys.stderr) -> int:

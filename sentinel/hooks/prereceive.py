@@ -23,6 +23,10 @@ the repository), so an admin sets them where git already reads its own:
     sentinel.config       a .sentinel.toml on the server (allowlists, custom rules)
     sentinel.log          where outcomes are logged, JSON lines (default:
                           GIT_DIR/sentinel/pre-receive.log)
+    sentinel.oversize     warn (default) | block: a pushed blob over max_file_size has
+                          only its first and last parts scanned; warn says so (to the
+                          pusher and in the log), block rejects the push. Overrides
+                          ``oversize`` in the sentinel.config file.
 
 The project's own .sentinel.toml and baseline inside the pushed tree are not used:
 a pusher must not be able to approve their own push.
@@ -106,6 +110,7 @@ class ServerConfig:
     baseline: Path | None = None
     config: Path | None = None
     log: Path | None = None
+    oversize: str | None = None  # None: the sentinel.config file's (default warn)
 
     @classmethod
     def load(cls, git_dir: str) -> ServerConfig:
@@ -118,6 +123,7 @@ class ServerConfig:
                 "sentinel.baseline",
                 "sentinel.config",
                 "sentinel.log",
+                "sentinel.oversize",
             ],
         )
         cfg = cls(log=Path(git_dir) / "sentinel" / "pre-receive.log")
@@ -150,6 +156,10 @@ class ServerConfig:
                 setattr(cfg, attr, Path(values[key]).expanduser())
         if values.get("sentinel.log"):
             cfg.log = Path(values["sentinel.log"]).expanduser()
+        if "sentinel.oversize" in values:
+            from sentinel.hooks.scan import oversize_mode
+
+            cfg.oversize = oversize_mode("warn", values["sentinel.oversize"])
         return cfg
 
 
@@ -196,6 +206,9 @@ class PushScan:
     blocking: list[Occurrence] = field(default_factory=list)
     warnings: list[Occurrence] = field(default_factory=list)
     unsure: list[Occurrence] = field(default_factory=list)  # new, below block_confidence
+    oversize: list[Any] = field(default_factory=list)  # scan.Oversize: only partly scanned
+    oversize_mode: str = "warn"
+    max_file_size: int = 0
     commits: int = 0
     blobs: int = 0
     bytes: int = 0
@@ -275,10 +288,17 @@ def scan_push(
     spec = engine_spec(opts, ruleset)
     collector = Collector(opts, scanning.OccurrenceFactory(ruleset, key), dedupe_history=False)
     ordered, sizes, _too_large = gs.delta_order(lines, config.max_file_size)
+    big = _oversize_blobs(lines, config.max_file_size)
+    result.max_file_size = config.max_file_size
+    result.oversize_mode = cfg.oversize or config.oversize
     total = sum(sizes)
     attribution = gs.Attribution(git_dir, revs)
     try:
         shard_results = _scan_objects(git_dir, spec, ordered, sizes, total, deadline)
+        scanned: dict[str, int] = {}
+        if big:
+            edges, scanned = _scan_edges(git_dir, spec, big, config.max_file_size, deadline)
+            shard_results.append(edges)
         for r in shard_results:
             if r.error:
                 raise SourceError(f"git cannot read the pushed objects: {r.error}")
@@ -286,11 +306,18 @@ def scan_push(
             result.blobs += r.stats.blobs
             result.bytes += r.stats.bytes
         hit_blobs = {sha for r in shard_results for sha in r.hits if sha not in r.meta}
-        if not any(r.hits for r in shard_results):
+        if not any(r.hits for r in shard_results) and not big:
             return result
         deadline.check("attributing findings to commits")
         attribution.wait()
-        introduced = attribution.blobs(hit_blobs)
+        introduced = attribution.blobs(hit_blobs | set(big))
+        if big:
+            from sentinel.hooks.scan import Oversize
+
+            for sha, size in big.items():
+                where = introduced.get(sha)
+                path = f"{where[1]} (in {where[0][:12]})" if where else f"blob {sha}"
+                result.oversize.append(Oversize(path, size, scanned.get(sha, 0)))
         added = _AddedLines(git_dir, deadline)
         for r in shard_results:
             for sha, hits in r.hits.items():
@@ -326,7 +353,13 @@ def scan_push(
                     occ = collector.add(origin, h)
                     if occ is None:
                         continue
-                    if found is None or added.adds(commit, path, occ.line, occ.end_line):
+                    # a blob too large to diff in the time budget: what was found in
+                    # its scanned parts blocks
+                    if (
+                        found is None
+                        or sha in big
+                        or added.adds(commit, path, occ.line, occ.end_line)
+                    ):
                         result.blocking.append(occ)
                     else:
                         result.warnings.append(occ)
@@ -387,6 +420,63 @@ def _scan_objects(
     finally:
         gs.close_cat_file()
     return results
+
+
+def _oversize_blobs(lines: list[bytes], max_size: int) -> dict[str, int]:
+    """``{sha: size}`` of the listed blobs over ``max_size`` (``delta_order`` leaves
+    them out of the scan; the hook still reads their first and last parts)."""
+    big = {}
+    for ln in lines:
+        if ln.startswith(b"blob "):
+            _, sha, size, _ = ln.split(b" ")
+            if int(size) > max_size:
+                big[sha.decode()] = int(size)
+    return big
+
+
+def _scan_edges(
+    git_dir: str, spec: Any, big: dict[str, int], max_size: int, deadline: _Deadline
+) -> tuple[Any, dict[str, int]]:
+    """A ``ShardResult`` (and the bytes scanned of each blob) for the blobs over ``max_size``: the first and last
+    ``max_size / 2`` bytes of each, streamed (never the whole blob in memory), with
+    the tail's lines and byte offsets shifted to where they are in the blob."""
+    from sentinel import scanning
+    from sentinel.hooks.scan import shifted
+    from sentinel.sources import git as gs
+
+    doing = "reading the first and last parts of blobs over max_file_size"
+    deadline.check(doing)
+    try:
+        edges = gitio.read_edges(
+            git_dir, [s.encode() for s in big], max_size // 2, timeout=deadline.left()
+        )
+    except subprocess.TimeoutExpired:
+        raise BudgetExceeded(
+            f"the {deadline.budget:g} s time budget ran out while {doing}"
+        ) from None
+    try:
+        engine = scanning.worker_engine()
+    except RuntimeError:  # the pool scanned the rest: this process has no engine yet
+        scanning.init_worker(spec)
+        engine = scanning.worker_engine()
+    result = gs.ShardResult({}, {}, gs.GitStats())
+    scanned: dict[str, int] = {}
+    for edge in edges:
+        if edge is None:
+            result.error = "a blob over max_file_size cannot be read"
+            break
+        deadline.check(doing)
+        hits = list(scanning.text_hits(engine, edge.head))
+        hits += [
+            shifted(h, edge.tail_line, edge.tail_offset)
+            for h in scanning.text_hits(engine, edge.tail)
+        ]
+        scanned[edge.sha.decode()] = len(edge.head) + len(edge.tail)
+        result.stats.blobs += 1
+        result.stats.bytes += len(edge.head) + len(edge.tail)
+        if hits:
+            result.hits[edge.sha.decode()] = hits
+    return result, scanned
 
 
 class _AddedLines:
@@ -591,7 +681,7 @@ def pre_receive(
         return failed(
             f"internal error: {type(exc).__name__} (details in {path})", updates, "internal_error"
         )
-    counts = {"commits": scan.commits, "blobs": scan.blobs, "bytes": scan.bytes}
+    counts: dict[str, Any] = {"commits": scan.commits, "blobs": scan.blobs, "bytes": scan.bytes}
     if scan.warnings:
         out.write(
             f"sentinel: warning: {len(scan.warnings)} secret(s) that were already in these files "
@@ -607,6 +697,25 @@ def pre_receive(
         for o in scan.unsure:
             out.write(_describe(o) + "\n")
     warned = [_finding_record(o) for o in (*scan.unsure, *scan.warnings)]
+    if scan.oversize:
+        from sentinel.hooks.scan import describe_oversize
+
+        counts["oversize"] = [o.record() for o in scan.oversize]
+        lines = [f"  {describe_oversize(o, scan.max_file_size)}\n" for o in scan.oversize]
+        if scan.oversize_mode == "block":
+            out.write(
+                f"sentinel: push rejected: {len(scan.oversize)} pushed file(s) over max_file_size "
+                "(sentinel.oversize = block on this server):\n"
+                + "".join(lines)
+                + "  Keep files this large out of the repository (git LFS, an artifact store).\n"
+            )
+            if not scan.blocking:
+                return finish("rejected", 1, **counts, reason="oversize", warnings=warned)
+        else:
+            out.write(
+                "sentinel: WARNING: pushed file(s) over max_file_size, only partly scanned "
+                "(not blocking):\n" + "".join(lines)
+            )
     if not scan.blocking:
         return finish("accepted", 0, **counts, warnings=warned)
     n = len(scan.blocking)
