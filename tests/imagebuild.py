@@ -907,6 +907,58 @@ def unsafe_layer(compression: str = "gzip") -> bytes:
 traversal_layer = unsafe_layer
 
 
+def _tar_body(entries: Iterable[Entry]) -> bytes:
+    """The tar of ``entries`` without its end-of-archive blocks (more entries may follow)."""
+    buf = io.BytesIO()
+    tar = tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+    for e in entries:
+        kind = "file" if e.kind in ("whiteout", "opaque") else e.kind
+        data = e.data if e.kind == "file" else b""
+        mode = e.mode if e.mode is not None else _DEFAULT_MODES[e.kind]
+        info = _tarinfo(e.member_name, kind=kind, size=len(data), mode=mode)
+        if e.kind in ("symlink", "hardlink"):
+            info.linkname = e.target
+        tar.addfile(info, io.BytesIO(data) if data else None)
+    body = buf.getvalue()[: tar.offset]
+    tar.close()
+    return body
+
+
+def many_entries_tar(
+    n: int, *, prefix: str = "e/", head: Sequence[Entry] = (), tail: Sequence[Entry] = ()
+) -> bytes:
+    """An uncompressed tar of ``head``, then ``n`` empty files ``<prefix>0000000`` ...,
+    then ``tail``. The empty entries are ustar headers written directly (tarfile takes
+    ~20 µs an entry): 200,000 in about a second, 512 bytes each."""
+    template = bytearray(_tarinfo("x").tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"))
+    template[148:156] = b" " * 8  # the checksum field counts as spaces
+    base_sum = sum(template) - ord("x")
+    template[0:1] = b"\0"
+    out = bytearray(_tar_body(head))
+    for i in range(n):
+        name = f"{prefix}{i:07d}".encode()
+        header = bytearray(template)
+        header[0 : len(name)] = name
+        header[148:156] = b"%06o\0 " % (base_sum + sum(name))
+        out += header
+    return bytes(out) + layer_tar(tail)  # layer_tar ends with the end-of-archive blocks
+
+
+def archive_entries(path: Path) -> list[Entry]:
+    """The files, directories and symlinks of a tar (a docker archive) as entries."""
+    out = []
+    with tarfile.open(path) as tar:
+        for m in tar:
+            if m.issym():
+                out.append(Entry(m.name, kind="symlink", target=m.linkname))
+            elif m.isdir():
+                out.append(Entry(m.name, kind="dir"))
+            else:
+                fh = tar.extractfile(m)
+                out.append(Entry(m.name, fh.read() if fh is not None else b""))
+    return out
+
+
 def _bomb_parts(inflated_size: int, path: str) -> tuple[bytes, bytes]:
     """The tar around the zeros: the member's header and what follows its data (padding
     to 512 and the two zero blocks that end a tar)."""

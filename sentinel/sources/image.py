@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-import tarfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,11 +22,13 @@ from typing import IO, Any
 from detectors.engine import EngineStats
 from sentinel.models import Origin
 from sentinel.sources import oci
+from sentinel.sources.archive import ADVICE, Member
 from sentinel.sources.layer_cache import CleanLayer, LayerCache
 from sentinel.sources.layers import Decompressed, Limits, items
 from sentinel.sources.oci import Descriptor, ImageError
 
 BATCH_BYTES = 4 * 1024 * 1024
+BATCH_FILES = 4096  # and at most this many files a batch (a layer of tiny files)
 TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
 
 
@@ -109,36 +110,30 @@ class ArchiveTarget(Target):
     """A ``docker save`` archive: ``manifest.json`` naming the config and layer files
     (classic ``<id>/layer.tar`` or, since Docker 25, an OCI layout's ``blobs/``)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: Limits) -> None:
+        from sentinel.sources.archive import ArchiveIndex
+
         self.path = path
         self.name = str(path)
-        try:
-            self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed in close())
-            self.members = {m.name.removeprefix("./"): m for m in self.tar}
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise ImageError(f"{path}: not a readable image archive ({exc})") from None
+        self.index = ArchiveIndex(path, limits)
+        self.members = self.index.members
         self._synthetic: dict[str, tuple[str, int]] = {}
 
-    def close(self) -> None:
-        self.tar.close()
-
-    def _resolve(self, name: str) -> tarfile.TarInfo | None:
+    def _resolve(self, name: str) -> Member | None:
         m = self.members.get(name) or self.members.get(posixpath.normpath(name))
         for _ in range(8):  # docker save writes a repeated layer as a symlink to the first
-            if m is None or not m.issym():
+            if m is None or not m.linkname:
                 break
-            target = posixpath.normpath(posixpath.join(posixpath.dirname(m.name), m.linkname))
-            m = self.members.get(target)
+            base = "" if m.hardlink else posixpath.dirname(name)
+            name = posixpath.normpath(posixpath.join(base, m.linkname))
+            m = self.members.get(name)
         return m
 
     def _member(self, name: str) -> IO[bytes]:
         m = self._resolve(name)
-        if m is None or not m.isfile():
-            raise ImageError(f"{self.name}: {name[:100]!r} is missing from the archive")
-        fh = self.tar.extractfile(m)
-        if fh is None:
-            raise ImageError(f"{self.name}: {name[:100]!r} is not a file")
-        return fh
+        if m is None or m.linkname:
+            raise self.index.missing(name)
+        return self.index.open_member(m)
 
     def root(self) -> tuple[bytes, str, str | None]:
         if "manifest.json" not in self.members:
@@ -147,8 +142,17 @@ class ArchiveTarget(Target):
                     f"{self.name}: an OCI layout packed as a tar without manifest.json; "
                     "unpack it and scan the directory"
                 )
-            raise ImageError(f"{self.name}: not a docker save archive (no manifest.json)")
-        data = self._member("manifest.json").read(oci.MAX_JSON + 1)
+            if self.index.not_indexed:
+                raise self.index.missing("manifest.json")
+            raise ImageError(f"{self.name}: not a docker save archive (no manifest.json); {ADVICE}")
+        size = self.members["manifest.json"].size
+        if size > oci.MAX_JSON:
+            raise ImageError(
+                f"{self.name}: manifest.json is {size / 1024**2:,.0f} MiB, too large for an image "
+                f"archive's (at most {oci.MAX_JSON // 1024**2} MiB); {ADVICE}"
+            )
+        with self._member("manifest.json") as fh:
+            data = fh.read(oci.MAX_JSON + 1)
         try:
             entries = json.loads(data)
         except ValueError as exc:
@@ -178,7 +182,8 @@ class ArchiveTarget(Target):
         config_path, n = self._synthetic[desc.digest]
         entry = self._entries[n]
         config_digest = self._digest_from_path(config_path)
-        config_data = self._member(config_path).read(oci.MAX_JSON + 1)
+        with self._member(config_path) as fh:
+            config_data = fh.read(oci.MAX_JSON + 1)
         if len(config_data) > oci.MAX_JSON:
             raise ImageError(f"{self.name}: {config_path} is too large for an image config")
         actual = oci.digest_of(config_data)
@@ -261,12 +266,14 @@ class RegistryTarget(Target):
         return self.client.blob(desc)
 
 
-def open_target(text: str, *, insecure: bool = False, timeout: float = 30.0) -> Target:
+def open_target(
+    text: str, limits: Limits, *, insecure: bool = False, timeout: float = 30.0
+) -> Target:
     path = Path(text)
     if path.is_dir():
         return LayoutTarget(path)
     if path.is_file():
-        return ArchiveTarget(path)
+        return ArchiveTarget(path, limits)
     if path.exists():
         raise ImageError(f"{text}: neither an image archive nor an OCI layout directory")
     if text.endswith((".tar", ".tar.gz", ".tgz")) or text.startswith(("/", "./", "../")):
@@ -520,7 +527,9 @@ def scan_images(
     from sentinel.scanning import KnownHit, text_hits
 
     stats = ImageStats()
-    target = open_target(target_text, insecure=insecure, timeout=timeout)
+    target = open_target(target_text, limits, insecure=insecure, timeout=timeout)
+    if isinstance(target, ArchiveTarget) and target.index.not_indexed:
+        stats.skipped["archive_entry_not_indexed"] += target.index.not_indexed
     pool: _Pool | None = None
     ok = False
     try:
@@ -610,7 +619,7 @@ def _scan_layer(
     raw = target.blob(desc)
     whiteouts: list[str] = []
     opaque: list[str] = []
-    files = nbytes = 0
+    files = nbytes = n_unsafe = 0
     unsafe: list[str] = []
     try:
         stream = Decompressed(oci.Verified(raw, desc.digest, desc.size, what), limits, what)
@@ -620,9 +629,11 @@ def _scan_layer(
             if item.kind == "file":
                 files += 1
                 nbytes += item.size
+                if not item.size:
+                    continue  # an empty file holds no secret
                 batch.append(((index, item.path), item.data))
                 size += item.size
-                if size >= BATCH_BYTES:
+                if size >= BATCH_BYTES or len(batch) >= BATCH_FILES:
                     pool.submit(batch)
                     batch, size = [], 0
             elif item.kind == "whiteout":
@@ -633,7 +644,9 @@ def _scan_layer(
                 stats.skipped["too_large"] += 1
             elif item.kind == "unsafe":
                 stats.skipped["unsafe_path"] += 1
-                unsafe.append(f"{item.path} ({item.why})")
+                n_unsafe += 1
+                if len(unsafe) < 3:  # examples for the message; the count says the rest
+                    unsafe.append(f"{item.path} ({item.why})")
             elif item.kind == "link":
                 stats.skipped["link"] += 1
         if batch:
@@ -643,8 +656,8 @@ def _scan_layer(
         raw.close()
     if unsafe:
         stats.errors.append(
-            f"{what}: {len(unsafe)} entr{'y' if len(unsafe) == 1 else 'ies'} with unsafe paths "
-            f"skipped (a crafted layer?): {', '.join(unsafe[:3])}{' …' if len(unsafe) > 3 else ''}"
+            f"{what}: {n_unsafe:,} entr{'y' if n_unsafe == 1 else 'ies'} with unsafe paths "
+            f"skipped (a crafted layer?): {', '.join(unsafe)}{' …' if n_unsafe > 3 else ''}"
         )
     stats.files += files
     stats.bytes += nbytes

@@ -77,12 +77,14 @@ class _Prefixed:
 class Decompressed:
     """A file-like object over the decompressed layer, enforcing ``Limits``."""
 
-    def __init__(self, raw: IO[bytes], limits: Limits, what: str) -> None:
+    def __init__(self, raw: IO[bytes], limits: Limits, what: str, unit: str = "one layer") -> None:
         self._src = _Counting(raw)
         self._limits = limits
         self._what = what
+        self._unit = unit  # what the size limit is for, as the error says it
         self._out = 0
         self._buf = b""
+        self._pos = 0  # how much of ``_buf`` has been read
         self._eof = False
         head = self._src.read(4)
         self._trailing = False  # past the compressed stream: bytes are read, not used
@@ -109,6 +111,12 @@ class Decompressed:
         return self._out
 
     def _fill(self, want: int) -> None:
+        """At least ``want`` unread bytes in the buffer, unless the stream ends first.
+        Read bytes are dropped here, once per refill, not on every read (tarfile reads
+        10 KiB at a time: slicing a 1 MiB buffer on each read copied 50 bytes per byte)."""
+        if self._pos:
+            self._buf = self._buf[self._pos :]
+            self._pos = 0
         while len(self._buf) < want and not self._eof:
             out = self._next()
             if out is None:
@@ -116,7 +124,7 @@ class Decompressed:
                 break
             self._out += len(out)
             self._check()
-            self._buf += out
+            self._buf = self._buf + out if self._buf else out
 
     def _next(self) -> bytes | None:
         """At most CHUNK more decompressed bytes; None at the end of the stream."""
@@ -161,7 +169,7 @@ class Decompressed:
         if self._out > lim.max_layer:
             raise ImageError(
                 f"{self._what}: decompression stopped at {self._out / 1024**2:,.0f} MiB, over the "
-                f"{lim.max_layer / 1024**2:,.0f} MiB limit for one layer"
+                f"{lim.max_layer / 1024**2:,.0f} MiB limit for {self._unit} (--max-layer-size)"
             )
         if (
             self._mode != "none"
@@ -176,15 +184,17 @@ class Decompressed:
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
-            parts = [self._buf]
-            self._buf = b""
+            parts = [self._buf[self._pos :]]
+            self._buf, self._pos = b"", 0
             while not self._eof:
                 self._fill(CHUNK)
                 parts.append(self._buf)
                 self._buf = b""
             return b"".join(parts)
-        self._fill(n)
-        data, self._buf = self._buf[:n], self._buf[n:]
+        if len(self._buf) - self._pos < n:
+            self._fill(n)
+        data = self._buf[self._pos : self._pos + n]
+        self._pos += len(data)
         return data
 
     def drain(self) -> None:
@@ -214,16 +224,59 @@ def _escapes(path: str, target: str) -> bool:
     return joined == ".." or joined.startswith("../")
 
 
+class ExtendedHeaderTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+class BoundedTarInfo(tarfile.TarInfo):
+    """A tar header whose extensions (pax records, GNU long names and link targets) are
+    at most ``MAX_EXTENDED`` bytes: tarfile reads one whole into memory, so a crafted
+    entry "naming" a 2 GiB link target would cost 2 GiB."""
+
+    def _proc_member(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED and self.size > MAX_EXTENDED:
+            raise ExtendedHeaderTooLarge(self.size)
+        return super()._proc_member(tarfile)  # type: ignore[misc, no-any-return]
+
+
+MAX_EXTENDED = 1024 * 1024
+_EXTENDED = (
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+)
+
+
+def extended_too_large(what: str, exc: ExtendedHeaderTooLarge) -> ImageError:
+    return ImageError(
+        f"{what}: a tar entry's extended header (long name, link target or pax "
+        f"records) is {exc.size:,} bytes, over the {MAX_EXTENDED // 1024:,} KiB limit (rejected)"
+    )
+
+
 def items(stream: Decompressed, limits: Limits, what: str) -> Iterator[Item]:
     """Every entry of the layer tar, in order."""
     try:
-        tf = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
+        tf = tarfile.open(fileobj=stream, mode="r|", tarinfo=BoundedTarInfo)  # type: ignore[call-overload]  # noqa: SIM115
     except tarfile.ReadError as exc:
         if stream.decompressed == 0:
             return  # an empty layer
         raise ImageError(f"{what}: not a tar archive ({exc})") from None
+    except ExtendedHeaderTooLarge as exc:
+        raise extended_too_large(what, exc) from None
     try:
-        for member in tf:
+        while True:
+            member = tf.next()
+            if member is None:
+                break
+            # tarfile keeps every header it has read (TarFile.members), for random access
+            # a stream never makes: dropped at once, memory is bounded by one entry, not
+            # by the number of entries (a million empty ones took 905 MB)
+            tf.members.clear()
             path = safe_path(member.name)
             if path is None:
                 yield Item("unsafe", member.name[:200], why="path leaves the image root")
@@ -261,6 +314,8 @@ def items(stream: Decompressed, limits: Limits, what: str) -> Iterator[Item]:
             yield Item("file", path, data=data, size=member.size)
     except (tarfile.ReadError, EOFError) as exc:
         raise ImageError(f"{what}: truncated or corrupt tar ({exc})") from None
+    except ExtendedHeaderTooLarge as exc:
+        raise extended_too_large(what, exc) from None
     finally:
         tf.close()
     stream.drain()  # past the tar's end-of-archive blocks, so the digest is checked
