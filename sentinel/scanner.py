@@ -21,7 +21,7 @@ from sentinel.scanning import EngineSpec, OccurrenceFactory
 
 OWN_FILES = frozenset({".sentinel.toml", ".sentinel-baseline.json"})
 # suppressions that a config file decides (not baselines, rules' own allowlists, repeats)
-TARGET_ALLOWLISTS = ("allowlist_path", "allowlist_commit", "allowlist_value")
+TARGET_ALLOWLISTS = ("allowlist_path", "allowlist_commit", "allowlist_value", "sentinel_config")
 
 
 @dataclass
@@ -118,8 +118,9 @@ class Collector:
         """Keep ``hit`` unless an allowlist, the baseline or an older repeat suppresses
         it; the occurrence kept (None when suppressed)."""
         rel = rel_path if rel_path is not None else origin.path
-        if rel.rsplit("/", 1)[-1] in OWN_FILES:
-            # rule examples and baselines are meant to hold secret-shaped strings
+        if rel in OWN_FILES:
+            # rule examples and baselines are meant to hold secret-shaped strings; only the
+            # target's own (at its root): a file of that name elsewhere is just a file
             self.suppressed["sentinel_config"] += 1
             return None
         if self.allow_paths is not None and self.allow_paths.match_file(rel):
@@ -228,7 +229,7 @@ def config_report(stats: dict[str, Any], col: Collector) -> str | None:
     hidden = {k: col.suppressed[k] for k in TARGET_ALLOWLISTS if col.suppressed[k]}
     if hidden:
         detail = ", ".join(f"{k} {n}" for k, n in sorted(hidden.items()))
-        effects.append(f"its allowlist hid {sum(hidden.values())} match(es) ({detail})")
+        effects.append(f"it hid {sum(hidden.values())} match(es) ({detail})")
     excluded = (stats.get("skipped") or {}).get("excluded", 0)
     if excluded:
         effects.append(f"exclude_paths kept {excluded} file(s) out")

@@ -51,7 +51,7 @@ def test_an_allowlist_in_the_scanned_target_is_counted_and_named(
         "from_scanned_target": True,
     }
     (warning,) = [w for w in doc["stats"]["warnings"] if "own config" in w]
-    assert "its allowlist hid" in warning and "--no-target-config" in warning
+    assert "it hid" in warning and "allowlist_path" in warning and "--no-target-config" in warning
     assert "scanned target's own config" in err  # printed, not only in the file
 
     rc, doc, err = scan(kind, silenced.path, "--no-target-config", cwd=elsewhere)
@@ -118,3 +118,29 @@ def test_exclude_paths_and_narrowing_settings_are_named(
     assert "exclude_paths kept 1 file(s) out" in warning
     assert "only findings of high confidence or more" in warning
     assert "lowers max_file_size to 10 bytes" in warning
+
+
+def test_a_file_named_like_sentinels_own_is_scanned_below_the_root(
+    git_repo: Callable[[str], GitRepo], tmp_path: Path
+) -> None:
+    """Matches in the target's own .sentinel.toml (rule examples) are not findings; a key
+    in deploy/.sentinel.toml or app/.sentinel-baseline.json was hidden the same way."""
+    repo = git_repo("untrusted")
+    repo.commit(
+        "add",
+        {
+            "deploy/.sentinel.toml": f'token = "{LEAK}"\n',
+            "app/.sentinel-baseline.json": f'{{"note": "{token("npm", 99)}"}}\n',
+            ".sentinel.toml": f"# example: {token('ghp', 77)}\n",
+        },
+    )
+    for kind in ("git", "path"):
+        rc, doc, err = scan(kind, repo.path, cwd=tmp_path)
+        assert rc == 1, err
+        assert sorted(f["path"].split("untrusted/")[-1] for f in doc["findings"]) == [
+            "app/.sentinel-baseline.json",
+            "deploy/.sentinel.toml",
+        ]
+        assert doc["stats"]["suppressed"]["sentinel_config"] >= 1
+        (warning,) = [w for w in doc["stats"]["warnings"] if "own config" in w]
+        assert "sentinel_config" in warning
