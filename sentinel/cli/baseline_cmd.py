@@ -96,9 +96,16 @@ def add(
         list[str],
         typer.Argument(help="Fingerprints to add, as a hook or a JSON report prints them."),
     ],
-    file: Annotated[Path, typer.Option("--file", "-o", help="Baseline file to update.")] = Path(
-        ".sentinel-baseline.json"
-    ),
+    file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--file",
+            "-o",
+            help="Baseline file to update (default: .sentinel-baseline.json at the top of "
+            "the work tree around the current directory, where the hooks read it; outside "
+            "a repository, in the current directory).",
+        ),
+    ] = None,
     rule: Annotated[
         str, typer.Option("--rule", help="Rule id to note next to them (informational).")
     ] = "",
@@ -113,8 +120,11 @@ def add(
 ) -> None:
     """Accept known secrets: add their fingerprints to the baseline (created if missing)."""
     from sentinel import baseline
+    from sentinel.display import for_terminal
     from sentinel.fingerprint import installation_key
 
+    if file is None:
+        file = _default_baseline()
     changed = baseline.add(
         file,
         fingerprints,
@@ -123,6 +133,22 @@ def add(
         new_key=_key(key_choice, KeyChoice.public),
     )
     typer.echo(
-        f"{file}: {changed} fingerprint(s) added, {len(fingerprints) - changed} already there",
+        f"{for_terminal(file)}: {changed} fingerprint(s) added, "
+        f"{len(fingerprints) - changed} already there",
         err=True,
     )
+
+
+def _default_baseline() -> Path:
+    """``.sentinel-baseline.json`` where the hooks look for it: at the top of the work
+    tree (from a subdirectory too), else in the current directory. Absolute, so the
+    message says where it went."""
+    from sentinel.errors import NotARepository
+    from sentinel.hooks import gitio
+    from sentinel.hooks.precommit import BASELINE_FILE
+
+    try:
+        top = gitio.locate().top
+    except NotARepository:
+        top = None
+    return Path(top or Path.cwd()).absolute() / BASELINE_FILE

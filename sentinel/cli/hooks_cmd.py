@@ -104,9 +104,15 @@ def _run(argv: list[str]) -> None:
 
 
 @hook_app.command("pre-commit")
-def pre_commit() -> None:
-    """Scan what is staged; exit 1 when a line the commit adds holds a secret."""
-    _run(["pre-commit"])
+def pre_commit(
+    files: Annotated[
+        Optional[list[Path]],  # noqa: UP045
+        typer.Argument(help="Files to scan whole (the pre-commit framework passes them)."),
+    ] = None,
+) -> None:
+    """Scan what is staged (exit 1 when a line the commit adds holds a secret), or the
+    FILEs given, whole (exit 1 when any holds one)."""
+    _run(["pre-commit", "--", *(str(f) for f in files or [])])
 
 
 @hook_app.command("commit-msg")

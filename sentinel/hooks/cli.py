@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 USAGE = """sentinel hook pre-commit              scan what is staged (run by git before a commit)
+sentinel hook pre-commit FILE...      scan these files whole (the pre-commit framework's way)
 sentinel hook commit-msg FILE         scan a commit message (run by git with its file)
 sentinel hook pre-receive             scan a push, ref updates on stdin (run by git on a server)
 
@@ -24,7 +25,8 @@ def _parser():  # type: ignore[no-untyped-def]
 
     p = argparse.ArgumentParser(prog="sentinel hook", usage=USAGE, add_help=True)
     sub = p.add_subparsers(dest="hook", metavar="HOOK")
-    sub.add_parser("pre-commit", help="scan the staged changes")
+    pre = sub.add_parser("pre-commit", help="scan the staged changes, or FILEs whole")
+    pre.add_argument("files", metavar="FILE", nargs="*")
     msg = sub.add_parser("commit-msg", help="scan the commit message in FILE")
     msg.add_argument("file", metavar="FILE")
     sub.add_parser("pre-receive", help="scan the objects a push introduces (stdin: ref updates)")
@@ -35,6 +37,10 @@ def main(argv: list[str]) -> int:
     # the common forms skip argparse (a hook pays for every import)
     if argv == ["pre-commit"]:
         return _run("pre-commit", None)
+    if argv[:1] == ["pre-commit"] and argv[1:2] not in (["-h"], ["--help"]):
+        # file names, as the pre-commit framework passes them (any name, even "-x")
+        names = argv[2:] if argv[1:2] == ["--"] else argv[1:]
+        return _run_files(names) if names else _run("pre-commit", None)
     if len(argv) == 2 and argv[0] == "commit-msg" and not argv[1].startswith("-"):
         return _run("commit-msg", argv[1])
     if argv == ["pre-receive"]:
@@ -44,6 +50,20 @@ def main(argv: list[str]) -> int:
         _parser().print_usage(sys.stderr)
         return 2
     return _run(args.hook, getattr(args, "file", None))
+
+
+def _run_files(names: list[str]) -> int:
+    from sentinel.errors import SentinelError
+
+    try:
+        from sentinel.hooks.named import pre_commit_files
+
+        return pre_commit_files(names)
+    except SentinelError as exc:
+        from sentinel.display import for_terminal
+
+        print(f"sentinel: error: {for_terminal(exc)}", file=sys.stderr)
+        return 2
 
 
 def _run(hook: str, file: str | None) -> int:

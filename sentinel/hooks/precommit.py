@@ -143,19 +143,31 @@ def _comment_char(repo: gitio.Repo) -> bytes:
 
 
 def _line(occ: Occurrence, where: str) -> str:
-    return f"  {where}  {occ.rule_id}  {occ.redacted}\n      {occ.description}"
+    """One finding, escaped for the terminal: the path, the preview and (custom rules')
+    descriptions come from someone's tree."""
+    from sentinel.display import for_terminal
+
+    return (
+        f"  {for_terminal(where)}  {for_terminal(occ.rule_id)}  {for_terminal(occ.redacted)}\n"
+        f"      {for_terminal(occ.description)}"
+    )
 
 
 def _ways_out(out: TextIO, baseline: Path | None, occs: list[Occurrence], what: str) -> None:
+    from sentinel.display import for_terminal
+    from sentinel.hooks.command import sentinel_command
+
     seen: dict[str, Occurrence] = {}
     for o in occs:
         seen.setdefault(o.baseline_fingerprint or o.fingerprint, o)
+    cmd = sentinel_command()  # the baseline goes to the work tree's top, from any directory
     adds = "".join(
-        f"       sentinel baseline add {fp}  # {o.rule_id} {o.redacted}\n" for fp, o in seen.items()
+        f"       {cmd} baseline add {fp}  # {for_terminal(o.rule_id)} {for_terminal(o.redacted)}\n"
+        for fp, o in seen.items()
     )
     out.write(
         "\nThree ways out:\n"
-        f"  1. Remove it from {what},\n"
+        f"  1. Remove it from {for_terminal(what)},\n"
         "     and rotate it if it was ever pushed, shared or pasted anywhere.\n"
         "  2. Not a secret (a test value, a false positive)? Add a 'sentinel:allow'\n"
         "     comment on that line.\n"
@@ -249,19 +261,37 @@ def pre_commit(
 
 
 def commit_msg(message_file: str, out: TextIO = sys.stderr) -> int:
+    from sentinel.display import for_terminal
+    from sentinel.hooks.filereads import read_bounded
+    from sentinel.sources.safeio import NotRegularFile
+
     repo = gitio.locate()
     path = Path(message_file)
     if not path.is_absolute() and repo.top and not path.exists():
         path = Path(repo.top) / path
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SourceError(
-            f"cannot read the commit message {message_file}: {exc.strerror}"
-        ) from None
     scanner, baseline = _project(repo)
-    text = message_text(data, _comment_char(repo))
-    found = scanner.scan(text, Origin(source="git", path="(commit message)", object_type="commit"))
+    try:
+        # never blocks on a FIFO; a file over max_file_size is read by its two ends
+        got = read_bounded(str(path), scanner.max_size, follow_symlinks=True)
+    except OSError as exc:
+        why = f"{exc.kind}, not a regular file" if isinstance(exc, NotRegularFile) else exc.strerror
+        raise SourceError(f"cannot read the commit message {message_file}: {why}") from None
+    origin = Origin(source="git", path="(commit message)", object_type="commit")
+    comment = _comment_char(repo)
+    text = message_text(got.data, comment)
+    found = scanner.scan(text, origin)
+    if not got.whole:
+        if len(text) == len(got.data):  # no scissors line in the head: the tail is message
+            found += scanner.scan(
+                message_text(got.tail, comment), origin, got.tail_line, got.tail_offset
+            )
+        shown = for_terminal(message_file)
+        out.write(
+            f"sentinel: WARNING: the commit message {shown} is {got.size} bytes, over "
+            f"max_file_size ({scanner.max_size}): only its first and last "
+            f"{scanner.max_size // 2} bytes were scanned, {got.size - got.scanned} bytes in "
+            "the middle were NOT\n"
+        )
     found, unsure = split_unsure(found, scanner.block_confidence)
     for occ in unsure:
         out.write(
