@@ -91,11 +91,44 @@ fi
 
 
 def _is_ours(path: Path) -> bool:
+    """Whether ``path`` is a regular file holding Sentinel's marker: read without
+    following a symlink and without blocking on a FIFO (a plain open waits forever)."""
+    from sentinel.sources.safeio import open_regular
+
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return MARKER in fh.read(4096)
+        with open_regular(path, follow_symlinks=False) as fh:
+            return MARKER.encode() in fh.read(4096)
     except OSError:
         return False
+
+
+def _refuse_odd(path: Path) -> None:
+    """A hook path that is a symlink (it points elsewhere: writing or chaining through
+    it would change a file outside this repository's hooks, or run whatever it points
+    to) or not a regular file (a FIFO would block every reader) is left alone, with
+    one line saying what to do."""
+    from sentinel.display import for_terminal
+    from sentinel.sources.safeio import kind_of
+
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise ConfigError(
+            f"{for_terminal(path)} is a symlink (to {for_terminal(target)}); Sentinel does not "
+            "install through it: replace it with a copy of the hook it points to, or remove "
+            "it, and install again"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(
+            f"{for_terminal(path)} is {kind_of(st.st_mode)}, not a hook script; remove it "
+            "and install again"
+        )
 
 
 @dataclass
@@ -107,7 +140,13 @@ class Change:
 
 def _write_executable(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".sentinel-tmp")
-    tmp.write_text(text, encoding="utf-8")
+    # a leftover (or planted) temp file or symlink is replaced, never written through
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o755)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
     mode = tmp.stat().st_mode
     tmp.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     os.replace(tmp, path)
@@ -126,6 +165,8 @@ def install(repo: gitio.Repo, hooks: tuple[str, ...], command: str | None = None
             f"cannot create the hooks directory {directory}: {exc.strerror}"
         ) from None
     cmd = command or _sentinel_command()
+    for hook in hooks:  # all refused before any is changed
+        _refuse_odd(directory / hook)
     changes = []
     for hook in hooks:
         path = directory / hook
@@ -141,7 +182,7 @@ def install(repo: gitio.Repo, hooks: tuple[str, ...], command: str | None = None
                         "move one of them away and install again"
                     )
                 else:
-                    os.replace(path, chained)  # keeps it (and its mode, or its symlink)
+                    os.replace(path, chained)  # keeps it (and its mode)
                     action = "chained"
             else:
                 action = "installed"
