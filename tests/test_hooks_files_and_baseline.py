@@ -26,7 +26,9 @@ MIB = 1024 * 1024
 # a PATH with git but without any sentinel: what a person's shell has when Sentinel
 # lives in the pre-commit framework's environment
 BARE_PATH = os.pathsep.join(
-    d for d in os.environ.get("PATH", "").split(os.pathsep) if d and not Path(d, "sentinel").exists()
+    d
+    for d in os.environ.get("PATH", "").split(os.pathsep)
+    if d and not Path(d, "sentinel").exists()
 )
 
 
@@ -42,11 +44,16 @@ def hooked(git_repo: MakeRepo) -> GitRepo:
 def framework_config(repo: GitRepo) -> None:
     """A ``repo: local`` hook with this repository's manifest settings for ``sentinel``
     (file names, types, serial), run from the installed console script."""
-    [manifest] = [h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
-                  if h["id"] == "sentinel"]
+    [manifest] = [
+        h
+        for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+        if h["id"] == "sentinel"
+    ]
     hook = {k: v for k, v in manifest.items() if k not in ("language", "entry")}
     hook.update({"language": "system", "entry": f"{SENTINEL} hook pre-commit"})
-    repo.write(".pre-commit-config.yaml", yaml.safe_dump({"repos": [{"repo": "local", "hooks": [hook]}]}))
+    repo.write(
+        ".pre-commit-config.yaml", yaml.safe_dump({"repos": [{"repo": "local", "hooks": [hook]}]})
+    )
 
 
 def pre_commit(repo: GitRepo, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -77,7 +84,9 @@ def test_pre_commit_run_all_files_fails_on_a_committed_key(
     home = tmp_path_factory.mktemp("pre-commit-home")
     repo = git_repo("ci")
     framework_config(repo)
-    repo.commit("init", {"README.md": "hello\n", "deploy/leak.env": f"TOKEN={token('ghp', 1301)}\n"})
+    repo.commit(
+        "init", {"README.md": "hello\n", "deploy/leak.env": f"TOKEN={token('ghp', 1301)}\n"}
+    )
     res = pre_commit(repo, home, "run", "--all-files")
     assert res.returncode == 1, res.stdout + res.stderr
     assert "Failed" in res.stdout
@@ -89,7 +98,11 @@ def test_pre_commit_run_all_files_fails_on_a_committed_key(
     # the framework's PATH is not the user's: this interpreter, by its absolute path
     assert Path(cmd[0]).is_absolute() and cmd[1:3] == ["-m", "sentinel"], cmd
     added = subprocess.run(
-        cmd, cwd=repo.path / "deploy", capture_output=True, text=True, timeout=300,
+        cmd,
+        cwd=repo.path / "deploy",
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PATH": BARE_PATH},
     )
     assert added.returncode == 0, added.stderr
@@ -114,8 +127,12 @@ def test_pre_commit_framework_at_commit_time_blocks_a_staged_key(
     repo.git("add", "leak.env")
     before = head(repo)
     res = subprocess.run(
-        ["git", "commit", "-m", "leak"], cwd=repo.path, capture_output=True, text=True,
-        timeout=600, env={**os.environ, "PRE_COMMIT_HOME": str(home), "PRE_COMMIT_COLOR": "never"},
+        ["git", "commit", "-m", "leak"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PRE_COMMIT_HOME": str(home), "PRE_COMMIT_COLOR": "never"},
     )
     assert res.returncode == 1, res.stdout + res.stderr
     assert head(repo) == before
@@ -151,7 +168,9 @@ def test_named_fifo_and_missing_file_are_one_line_each_and_the_rest_is_scanned(
     hooked.write("leak.env", f"TOKEN={token('ghp', 1304)}\n")
     res = run_cli("hook", "pre-commit", "pipe", "gone.txt", "leak.env", cwd=hooked.path)
     assert res.returncode == 1, res.stderr
-    assert "sentinel: error: cannot read pipe: a FIFO, not a regular file (not scanned)" in res.stderr
+    assert (
+        "sentinel: error: cannot read pipe: a FIFO, not a regular file (not scanned)" in res.stderr
+    )
     assert "cannot read gone.txt: No such file or directory" in res.stderr
     assert "leak.env:1 " in res.stderr
     assert "Traceback" not in res.stderr
@@ -192,7 +211,12 @@ def test_baseline_add_as_printed_from_a_subdirectory_lets_the_commit_through(
     hooked.git("add", "-A")
     env = {**os.environ, "SENTINEL": SENTINEL, "PATH": BARE_PATH}
     blocked = subprocess.run(
-        ["git", "commit", "-m", "key"], cwd=sub, capture_output=True, text=True, timeout=300, env=env
+        ["git", "commit", "-m", "key"],
+        cwd=sub,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert blocked.returncode == 1, blocked.stderr
     cmd = baseline_command(blocked.stderr)
@@ -202,7 +226,12 @@ def test_baseline_add_as_printed_from_a_subdirectory_lets_the_commit_through(
     assert f"{where}: 1 fingerprint(s) added" in added.stderr
     assert not (sub / ".sentinel-baseline.json").exists()
     ok = subprocess.run(
-        ["git", "commit", "-m", "key"], cwd=sub, capture_output=True, text=True, timeout=300, env=env
+        ["git", "commit", "-m", "key"],
+        cwd=sub,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert ok.returncode == 0, ok.stderr
 
@@ -229,21 +258,32 @@ def test_commit_msg_on_a_fifo_is_one_line_not_a_hang(hooked: GitRepo) -> None:
     """On fd70725 this read blocked until a writer came: forever."""
     os.mkfifo(hooked.path / "MSG")
     res = subprocess.run(
-        [SENTINEL, "hook", "commit-msg", "MSG"], cwd=hooked.path, capture_output=True,
-        text=True, timeout=120,
+        [SENTINEL, "hook", "commit-msg", "MSG"],
+        cwd=hooked.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode == 2
-    assert res.stderr.strip() == "sentinel: error: cannot read the commit message MSG: a FIFO, not a regular file"
+    assert (
+        res.stderr.strip()
+        == "sentinel: error: cannot read the commit message MSG: a FIFO, not a regular file"
+    )
 
 
 def test_commit_msg_over_max_file_size_reads_both_ends_and_says_so(hooked: GitRepo) -> None:
     """On fd70725 a message file was read whole into memory, whatever its size."""
     line = b"a very long generated commit message line\n"
-    data = b"subject\n\n" + line * (20 * MIB // len(line)) + f"TOKEN={token('ghp', 1308)}\n".encode()
+    data = (
+        b"subject\n\n" + line * (20 * MIB // len(line)) + f"TOKEN={token('ghp', 1308)}\n".encode()
+    )
     (hooked.path / "MSG").write_bytes(data)
     res = subprocess.run(
-        [SENTINEL, "hook", "commit-msg", "MSG"], cwd=hooked.path, capture_output=True,
-        text=True, timeout=300,
+        [SENTINEL, "hook", "commit-msg", "MSG"],
+        cwd=hooked.path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode == 1, res.stderr
     lines = data.count(b"\n")
