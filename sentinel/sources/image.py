@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from detectors.engine import EngineStats
 from sentinel.models import Origin
-from sentinel.sources import oci
+from sentinel.sources import boundedjson, oci
 from sentinel.sources.archive import ADVICE, Member
 from sentinel.sources.layer_cache import CleanLayer, LayerCache
 from sentinel.sources.layers import Decompressed, Limits, items
@@ -154,9 +154,11 @@ class ArchiveTarget(Target):
         with self._member("manifest.json") as fh:
             data = fh.read(oci.MAX_JSON + 1)
         try:
-            entries = json.loads(data)
-        except ValueError as exc:
-            raise ImageError(f"{self.name}: manifest.json is not valid JSON: {exc}") from None
+            entries = boundedjson.loads(
+                data, what=f"{self.name}: manifest.json", max_bytes=oci.MAX_JSON
+            )
+        except boundedjson.JSONRefused as exc:
+            raise oci.BadDocument(str(exc)) from None
         if not isinstance(entries, list) or not entries:
             raise ImageError(f"{self.name}: manifest.json lists no image")
         # one synthetic index over the archive's images; descriptors stand for files
@@ -166,13 +168,14 @@ class ArchiveTarget(Target):
                 raise ImageError(f"{self.name}: manifest.json entry {n} is malformed")
             key = f"sha256:{n:064x}"
             self._synthetic[key] = (str(entry.get("Config", "")), n)
-            tags = entry.get("RepoTags") or []
+            tags = entry.get("RepoTags")
+            tag = tags[0] if isinstance(tags, list) and tags and isinstance(tags[0], str) else ""
             manifests.append(
                 {
                     "mediaType": oci.OCI_MANIFEST,
                     "digest": key,
                     "size": 0,
-                    "annotations": {"org.opencontainers.image.ref.name": tags[0] if tags else ""},
+                    "annotations": {"org.opencontainers.image.ref.name": tag},
                 }
             )
         self._entries = entries
@@ -190,7 +193,10 @@ class ArchiveTarget(Target):
         if config_digest and config_digest != actual:
             raise ImageError(f"{self.name}: {config_path} does not match its digest (rejected)")
         config = oci.load_json(config_data, f"{self.name}: {config_path}")
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        rootfs = config.get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list):
+            diff_ids = []
         layers = []
         for i, layer_path in enumerate(entry["Layers"]):
             digest = self._digest_from_path(str(layer_path))
@@ -300,25 +306,33 @@ class ImageSpec:
     manifest: oci.Manifest
 
 
-def images(target: Target, platform: str | None) -> Iterator[ImageSpec]:
+def images(
+    target: Target, platform: str | None, errors: list[str] | None = None
+) -> Iterator[ImageSpec]:
     """Every image the target holds (every platform of an index, nested indexes
-    followed), or only those of ``platform``."""
+    followed), or only those of ``platform``. An image of an index whose manifest or
+    config is too large, too deep or not JSON (``BadDocument``) is named in ``errors``
+    and skipped; the others are still yielded. Without ``errors`` it raises."""
+    errors = [] if errors is None else errors
+    before = len(errors)
     body, media_type, _ = target.root()
     doc = oci.load_json(body, f"{target.name}: manifest")
     seen: set[str] = set()
     if oci.kind_of(doc, media_type) == "manifest":
-        single = _manifest_spec(target, target.name, "", doc, platform, seen)
+        single = _manifest_spec(target, target.name, "", doc, platform, seen, errors)
         if single is None:
+            if len(errors) > before:
+                return
             have = ", ".join(sorted(p for p in seen if p)) or "unnamed"
             raise ImageError(f"{target.name}: no {platform} image (it is {have})")
         yield single
         return
     found = 0
-    for spec in _walk_index(target, doc, target.name, platform, seen, depth=0):
+    for spec in _walk_index(target, doc, target.name, platform, seen, 0, errors):
         if spec is not None:
             found += 1
             yield spec
-    if not found:
+    if not found and len(errors) == before:
         if platform:
             have = ", ".join(sorted(p for p in seen if p)) or "none named"
             raise ImageError(f"{target.name}: no {platform} image (it has: {have})")
@@ -332,6 +346,7 @@ def _walk_index(
     platform: str | None,
     seen: set[str],
     depth: int,
+    errors: list[str],
 ) -> Iterator[ImageSpec | None]:
     if depth > 4:
         raise ImageError(f"{target.name}: indexes nested more than 4 deep")
@@ -344,12 +359,18 @@ def _walk_index(
                 continue
         ref_name = d.annotations.get("org.opencontainers.image.ref.name", "")
         label = name if not ref_name or ref_name in name else f"{name} ({ref_name})"
-        data = target.manifest(d)
-        sub = oci.load_json(data, f"{target.name}: manifest {d.digest[:19]}")
-        if oci.kind_of(sub, d.media_type) == "index":
-            yield from _walk_index(target, sub, label, platform, seen, depth + 1)
+        try:
+            data = target.manifest(d)
+            sub = oci.load_json(data, f"{target.name}: manifest {d.digest[:19]}")
+        except oci.BadDocument as exc:
+            errors.append(f"{exc}; that image was not scanned")
             continue
-        yield _manifest_spec(target, label, oci.platform_name(d.platform), sub, platform, seen)
+        if oci.kind_of(sub, d.media_type) == "index":
+            yield from _walk_index(target, sub, label, platform, seen, depth + 1, errors)
+            continue
+        yield _manifest_spec(
+            target, label, oci.platform_name(d.platform), sub, platform, seen, errors
+        )
 
 
 def _manifest_spec(
@@ -359,6 +380,7 @@ def _manifest_spec(
     doc: dict[str, Any],
     platform: str | None,
     seen: set[str],
+    errors: list[str],
 ) -> ImageSpec | None:
     manifest = oci.parse_manifest(doc, name)
     if isinstance(target, ArchiveTarget):
@@ -374,11 +396,19 @@ def _manifest_spec(
         )
     if platform and not platform_label:
         # no platform in the index entry: the config says what the image is for
-        config = oci.load_json(
-            oci.read_verified(target.blob(manifest.config), manifest.config, f"{name}: config"),
-            f"{name}: config",
-        )
-        p = {k: config.get(k) for k in ("os", "architecture", "variant") if config.get(k)}
+        try:
+            config = oci.load_json(
+                oci.read_verified(target.blob(manifest.config), manifest.config, f"{name}: config"),
+                f"{name}: config",
+            )
+        except oci.BadDocument as exc:
+            errors.append(f"{exc}; its platform is unknown, so it was not scanned")
+            return None
+        p = {
+            k: config[k]
+            for k in ("os", "architecture", "variant")
+            if isinstance(config.get(k), str) and config[k]
+        }
         seen.add(oci.platform_name(p))
         if not oci.platform_matches(p, platform):
             return None
@@ -397,8 +427,7 @@ def _history_for_layers(config: dict[str, Any], n_layers: int, hits: list[Any]) 
     history = config.get("history")
     for j, h in enumerate(history if isinstance(history, list) else []):
         if isinstance(h, dict) and not h.get("empty_layer"):
-            text = str(h.get("created_by", "")).replace("\n", " ")
-            out.append(_redact_spans(text, spans.get(j, [])))
+            out.append(_redact_spans(_history_line(h), spans.get(j, [])))
     return (out + [""] * n_layers)[:n_layers]
 
 
@@ -424,31 +453,93 @@ def _redact_spans(text: str, hits: list[Any]) -> str:
     return text
 
 
-def config_documents(config: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
-    """(path shown in reports, text) for every part of the config a secret hides in."""
+def config_documents(
+    config: dict[str, Any], problems: list[str] | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """(path shown in reports, text) for every part of the config a secret hides in.
+
+    A part of another shape than the spec's (``config`` a list, ``Env`` an object,
+    ``created_by`` a list ...) is still scanned: all the text in it, one value a line;
+    ``problems`` gets one sentence for each such part."""
+    problems = [] if problems is None else problems
     c = config.get("config") or config.get("container_config") or {}
+    if not isinstance(c, dict):
+        problems.append(f"config is {_shape(c)}, not an object")
+        yield "config:config", _text(c).encode()
+        c = {}
     env = c.get("Env") or []
     if env:
-        yield "config:Env", "\n".join(str(e) for e in env).encode()
+        if not _strings(env):
+            problems.append(f"Env is {_shape(env)}, not a list of strings")
+        yield "config:Env", _text(env).encode()
     labels = c.get("Labels") or {}
-    if isinstance(labels, dict) and labels:
-        yield "config:Labels", "\n".join(f"{k}={v}" for k, v in labels.items()).encode()
+    if labels:
+        if isinstance(labels, dict):
+            if not all(isinstance(v, str) for v in labels.values()):
+                problems.append("Labels has values that are not strings")
+            text = "\n".join(f"{k}={_text(v, ' ')}" for k, v in labels.items())
+        else:
+            problems.append(f"Labels is {_shape(labels)}, not an object")
+            text = _text(labels)
+        yield "config:Labels", text.encode()
     for key in ("Entrypoint", "Cmd"):
         v = c.get(key)
         if v:
-            yield (
-                f"config:{key}",
-                (" ".join(map(str, v)) if isinstance(v, list) else str(v)).encode(),
-            )
+            if not (isinstance(v, str) or _strings(v)):
+                problems.append(f"{key} is {_shape(v)}, not a list of strings")
+            yield f"config:{key}", _text(v, " ").encode()
     history = config.get("history") or []
     if history:
-        yield (
-            "config:history",
-            "\n".join(
-                str(h.get("created_by", "")).replace("\n", " ") if isinstance(h, dict) else ""
-                for h in history
-            ).encode(),
-        )
+        if not isinstance(history, list):
+            problems.append(f"history is {_shape(history)}, not a list")
+            # one line, as a list of one entry would be: no line is any layer's
+            yield "config:history", _text(history, " ").encode()
+        else:
+            odd = [
+                j
+                for j, h in enumerate(history)
+                if not isinstance(h, dict) or not isinstance(h.get("created_by") or "", str)
+            ]
+            if odd:
+                problems.append(
+                    f"{len(odd):,} history entr{'y' if len(odd) == 1 else 'ies'} "
+                    f"(the first: {odd[0]}) not an object with a string created_by"
+                )
+            yield "config:history", "\n".join(_history_line(h) for h in history).encode()
+
+
+def _history_line(h: Any) -> str:
+    """One history entry as one line of ``config:history``: its ``created_by``; all the
+    text of an entry or a ``created_by`` of another shape."""
+    if isinstance(h, dict):
+        h = h.get("created_by", "")
+    return _text(h, " ").replace("\n", " ")
+
+
+def _strings(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(e, str) for e in v)
+
+
+def _shape(v: Any) -> str:
+    if isinstance(v, dict):
+        return "an object"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, str):
+        return "a string"
+    return "a number" if isinstance(v, (int, float)) and not isinstance(v, bool) else "a scalar"
+
+
+def _text(v: Any, sep: str = "\n") -> str:
+    """Every string, key and number in ``v``, ``sep`` between values (the document's
+    nesting is bounded by ``boundedjson``, so this recursion is too)."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, dict):
+        return sep.join(f"{k}={_text(x, ' ')}" for k, x in v.items())
+    if isinstance(v, list):
+        return sep.join(_text(x, " ") for x in v)
+    return "" if v is None else str(v)
 
 
 class _Pool:
@@ -534,20 +625,28 @@ def scan_images(
     ok = False
     try:
         engine = spec.build()  # the config is a few KB: scanned here
-        for img in images(target, platform):
+        for img in images(target, platform, stats.errors):
             stats.images += 1
             label = f"{img.name} [{img.platform}]" if img.platform else img.name
             config_data = oci.read_verified(
                 target.blob(img.manifest.config), img.manifest.config, f"{label}: config"
             )
-            config = oci.load_json(config_data, f"{label}: config")
+            try:
+                config = oci.load_json(config_data, f"{label}: config")
+            except oci.BadDocument as exc:
+                # the layers do not need it: they are still scanned
+                stats.errors.append(f"{exc}; the layers were scanned without it")
+                config = {}
             # config first: Env, Labels, Cmd/Entrypoint, history
             secrets_in_history: list[Any] = []
-            for path, text in config_documents(config):
+            problems: list[str] = []
+            for path, text in config_documents(config, problems):
                 for h in text_hits(engine, text):
                     if path == "config:history":
                         secrets_in_history.append(h)
                     on_hit(Origin(source="image", path=path, image=label, object_type="config"), h)
+            if problems:
+                stats.errors.append(f"{label}: config: {'; '.join(problems)} (scanned as text)")
             created_by = _history_for_layers(config, len(img.manifest.layers), secrets_in_history)
             layer_hits: list[_Hit] = []
             removals: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []

@@ -11,12 +11,12 @@ whoever served the blob: ``Verified`` checks as it streams.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from sentinel.errors import SourceError
+from sentinel.sources import boundedjson
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -32,6 +32,12 @@ _DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 
 class ImageError(SourceError):
     """An image that cannot be read, or should not be trusted."""
+
+
+class BadDocument(ImageError):
+    """One JSON document of an image (a manifest, an index, a config) that is too large,
+    too deep, not JSON or not an object: that image is skipped or scanned without it,
+    and the others are still scanned."""
 
 
 def check_digest(digest: str, where: str = "") -> str:
@@ -62,13 +68,18 @@ class Descriptor:
         if not isinstance(size, int) or size < -1:
             raise ImageError(f"{where}: descriptor size {size!r} is not a size")
         platform = raw.get("platform")
-        annotations = raw.get("annotations") or {}
+        annotations = raw.get("annotations")
         return cls(
             media_type=str(raw.get("mediaType", "")),
             digest=check_digest(raw.get("digest", ""), where),
             size=size,
             platform=platform if isinstance(platform, dict) else None,
-            annotations=annotations if isinstance(annotations, dict) else {},
+            # only text: an annotation of another shape is nothing a reader uses
+            annotations=(
+                {k: v for k, v in annotations.items() if isinstance(v, str)}
+                if isinstance(annotations, dict)
+                else {}
+            ),
         )
 
 
@@ -84,20 +95,23 @@ def platform_matches(p: dict[str, Any] | None, wanted: str) -> bool:
     parts = wanted.strip().lower().split("/")
     if not p or len(parts) < 2:
         return False
-    if p.get("os", "").lower() != parts[0] or p.get("architecture", "").lower() != parts[1]:
+    if (
+        str(p.get("os", "")).lower() != parts[0]
+        or str(p.get("architecture", "")).lower() != parts[1]
+    ):
         return False
     return len(parts) < 3 or str(p.get("variant", "")).lower() == parts[2]
 
 
-def load_json(data: bytes, what: str) -> dict[str, Any]:
-    if len(data) > MAX_JSON:
-        raise ImageError(f"{what} is {len(data)} bytes: larger than any real one")
+def load_json(data: bytes, what: str, max_bytes: int = MAX_JSON) -> dict[str, Any]:
+    """A manifest, index or config: a JSON object of at most ``max_bytes``, nested at
+    most ``boundedjson``'s default depth, else ``BadDocument``."""
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ImageError(f"{what} is not valid JSON: {exc}") from None
+        doc = boundedjson.loads(data, what=what, max_bytes=max_bytes)
+    except boundedjson.JSONRefused as exc:
+        raise BadDocument(str(exc)) from None
     if not isinstance(doc, dict):
-        raise ImageError(f"{what} is not a JSON object")
+        raise BadDocument(f"{what} is not a JSON object")
     return doc
 
 

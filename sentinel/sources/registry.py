@@ -17,16 +17,19 @@ times with exponential backoff (urllib3's Retry, honouring Retry-After).
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sentinel.sources.oci import ACCEPT, Descriptor, ImageError, check_digest
+from sentinel.sources import boundedjson
+from sentinel.sources.oci import ACCEPT, BadDocument, Descriptor, ImageError, check_digest
 
 DOCKER_HUB = "registry-1.docker.io"
+MAX_MANIFEST = 4 * 1024 * 1024  # distribution refuses to store a larger one; so do we
+MAX_TOKEN = 1024 * 1024  # a token answer: a JWT or two and an expiry
+MAX_DOCKER_CONFIG = 4 * 1024 * 1024
 _REF = re.compile(
     r"^(?P<name>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
     r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>[a-z0-9]+:[a-f0-9]+))?$"
@@ -81,8 +84,10 @@ def credentials(registry: str, env: dict[str, str] | None = None) -> tuple[str, 
         return user, password
     config_dir = Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker")
     try:
-        doc = json.loads((config_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        with open(config_dir / "config.json", "rb") as fh:
+            raw = fh.read(MAX_DOCKER_CONFIG + 1)
+        doc = boundedjson.loads(raw, what="config.json", max_bytes=MAX_DOCKER_CONFIG)
+    except (OSError, boundedjson.JSONRefused):
         return None
     auths = doc.get("auths") if isinstance(doc, dict) else None
     if not isinstance(auths, dict):
@@ -209,25 +214,32 @@ class RegistryClient:
         query = {"service": params.get("service", "")}
         query["scope"] = params.get("scope") or f"repository:{self.ref.repository}:pull"
         auth = self.creds if self.creds else None
+        what = f"{self.ref.registry}: token server {realm[:100]}"
         try:
-            resp = self.session.get(realm, params=query, auth=auth, timeout=self.timeout)
-        except requests.exceptions.RequestException as exc:
-            raise ImageError(f"{self.ref.registry}: token server {realm}: {_short(exc)}") from None
-        if resp.status_code in (401, 403):
-            raise ImageError(
-                f"{self.ref.registry}: the token server refused "
-                f"{'these credentials' if auth else 'anonymous access'} ({resp.status_code})"
+            resp = self.session.get(
+                realm, params=query, auth=auth, timeout=self.timeout, stream=True
             )
-        if resp.status_code != 200:
-            raise ImageError(f"{self.ref.registry}: token server answered {resp.status_code}")
+        except requests.exceptions.RequestException as exc:
+            raise ImageError(f"{what}: {_short(exc)}") from None
         try:
-            doc = resp.json()
-            token = doc.get("token") or doc.get("access_token")
-        except ValueError:
-            token = None
-        if not token:
+            if resp.status_code in (401, 403):
+                raise ImageError(
+                    f"{self.ref.registry}: the token server refused "
+                    f"{'these credentials' if auth else 'anonymous access'} ({resp.status_code})"
+                )
+            if resp.status_code != 200:
+                raise ImageError(f"{self.ref.registry}: token server answered {resp.status_code}")
+            body = _read_capped(resp, MAX_TOKEN, f"{what}: the answer")
+        finally:
+            resp.close()
+        try:
+            doc = boundedjson.loads(body, what=f"{what}: the answer", max_bytes=MAX_TOKEN)
+        except boundedjson.JSONRefused as exc:
+            raise ImageError(str(exc)) from None
+        token = (doc.get("token") or doc.get("access_token")) if isinstance(doc, dict) else None
+        if not token or not isinstance(token, str):
             raise ImageError(f"{self.ref.registry}: token server sent no token")
-        self._token = str(token)
+        self._token = token
 
     def _checked(self, resp: Any, path: str) -> Any:
         code = resp.status_code
@@ -246,13 +258,11 @@ class RegistryClient:
     # -- what the image reader needs --------------------------------------------------------
 
     def manifest(self, reference: str) -> tuple[bytes, str]:
-        resp = self._get(f"manifests/{reference}", accept=ACCEPT)
+        resp = self._get(f"manifests/{reference}", accept=ACCEPT, stream=True)
         try:
-            data = resp.content
+            data = _read_capped(resp, MAX_MANIFEST, f"{self.ref}: manifest {reference[:19]}")
         finally:
             resp.close()
-        if len(data) > 16 * 1024 * 1024:
-            raise ImageError(f"{self.ref}: manifest larger than 16 MiB")
         return data, resp.headers.get("Content-Type", "").split(";")[0].strip()
 
     def blob(self, desc: Descriptor) -> IO[bytes]:
@@ -278,6 +288,30 @@ class _ResponseStream:
 
     def close(self) -> None:
         self._resp.close()
+
+
+def _read_capped(resp: Any, cap: int, what: str) -> bytes:
+    """The body of ``resp`` (opened with ``stream=True``), or ``BadDocument`` as soon as
+    it says or turns out to be larger than ``cap``: a hostile server cannot fill memory."""
+    import requests
+    import urllib3
+
+    length = resp.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > cap:
+        raise BadDocument(
+            f"{what} is too large ({int(length):,} bytes; at most {cap // 1024**2} MiB): refused"
+        )
+    parts: list[bytes] = []
+    total = 0
+    try:
+        for chunk in resp.iter_content(64 * 1024):
+            total += len(chunk)
+            if total > cap:
+                raise BadDocument(f"{what} is too large (more than {cap // 1024**2} MiB): refused")
+            parts.append(chunk)
+    except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
+        raise ImageError(f"{what}: reading the answer failed: {_short(exc)}") from None
+    return b"".join(parts)
 
 
 def _short(exc: BaseException) -> str:
