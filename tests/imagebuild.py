@@ -38,7 +38,7 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -452,6 +452,22 @@ def _assemble(
         config_media_type=config_media_type,
         media=media,
     )
+
+
+def with_config(image: Image, config: bytes) -> Image:
+    """``image`` with ``config`` as its config blob, byte for byte (a hostile one: nested
+    too deep, of the wrong shape ...), and a manifest that names it."""
+    return _assemble(config, image.layers, image.diff_ids, image.layer_media_types, image.media)
+
+
+def with_manifest(image: Image, manifest: bytes) -> Image:
+    """``image`` with ``manifest`` (any bytes) as its manifest, blobs unchanged."""
+    return replace(image, manifest=manifest, manifest_digest=sha256_digest(manifest))
+
+
+def nested(depth: int, inner: bytes = b"0") -> bytes:
+    """JSON ``inner`` inside ``depth`` levels of lists: ``[[[...0...]]]``."""
+    return b"[" * depth + inner + b"]" * depth
 
 
 def build_index(

@@ -8,10 +8,13 @@ skipped, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +208,222 @@ def test_an_oversize_manifest_json_says_too_large(tmp_path: Path) -> None:
     path.write_bytes(ib.layer_tar([ib.Entry("manifest.json", doc)]))
     err = one_line_error(cli(str(path), "-f", "json"), "manifest.json is 17 MiB, too large")
     assert "not valid JSON" not in err
+
+
+# -- JSON nested a hundred thousand deep ---------------------------------------------------------
+
+DEEP = 100_000
+
+
+def test_a_deep_manifest_json_in_an_archive_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "image.tar"
+    path.write_bytes(ib.layer_tar([ib.Entry("manifest.json", ib.nested(DEEP))]))
+    # before: RecursionError out of json.loads, reported as an internal error
+    one_line_error(cli(str(path), "-f", "json"), "manifest.json is nested more than 64 deep")
+
+
+def test_a_deep_index_json_in_a_layout_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "layout"
+    ib.write_oci_layout(path, leak_image(420))
+    (path / "index.json").write_bytes(b'{"manifests": ' + ib.nested(DEEP) + b"}")
+    one_line_error(cli(str(path), "--no-cache", "-f", "json"), "index.json", "nested more than")
+
+
+def _errors(res: subprocess.CompletedProcess[str]) -> list[str]:
+    """The report's errors, each also one line on stderr; exit 2."""
+    doc = report(res)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    errors: list[str] = doc["stats"]["errors"]
+    assert res.stderr.strip().splitlines() == [f"sentinel: error: {e}" for e in errors]
+    return errors
+
+
+def test_a_deep_manifest_in_an_index_skips_that_image_only(tmp_path: Path) -> None:
+    good = leak_image(421, architecture="amd64")
+    bad = ib.with_manifest(leak_image(422, architecture="arm64"), ib.nested(DEEP))
+    index = ib.build_index([(good, {"os": "linux", "architecture": "amd64"}), (bad, {})])
+    ib.write_oci_layout(tmp_path / "layout", index, images=[good, bad])
+    res = cli(str(tmp_path / "layout"), "--no-cache", "-f", "json")
+    [error] = _errors(res)
+    assert f"manifest {bad.manifest_digest[:19]} is nested more than 64 deep" in error, error
+    assert "that image was not scanned" in error
+    doc = report(res)
+    assert doc["stats"]["images_scanned"] == 1
+    assert [f["path"] for f in doc["findings"]] == ["app/.env"]  # the good image's
+
+
+def test_a_deep_config_blob_in_a_layout_still_has_its_layers_scanned(tmp_path: Path) -> None:
+    image = ib.with_config(leak_image(423), b'{"config": ' + ib.nested(DEEP) + b"}")
+    ib.write_oci_layout(tmp_path / "layout", image)
+    res = cli(str(tmp_path / "layout"), "--no-cache", "-f", "json")
+    [error] = _errors(res)
+    assert "config is nested more than 64 deep" in error, error
+    assert "the layers were scanned without it" in error
+    assert [f["path"] for f in report(res)["findings"]] == ["app/.env"]
+
+
+def _archive(path: Path, images: list[tuple[str, bytes, bytes]]) -> None:
+    """A docker save archive by hand: per image (config file name, config bytes, one
+    uncompressed layer tar, stored under ``blobs/sha256/`` by its digest)."""
+    entries = []
+    manifest = []
+    for n, (config_name, config, layer) in enumerate(images):
+        layer_path = f"blobs/sha256/{ib.sha256_digest(layer).split(':')[1]}"
+        entries += [ib.Entry(config_name, config), ib.Entry(layer_path, layer)]
+        manifest.append({"Config": config_name, "RepoTags": [f"t/{n}:1"], "Layers": [layer_path]})
+    entries.insert(0, ib.Entry("manifest.json", json.dumps(manifest).encode()))
+    path.write_bytes(ib.layer_tar(entries))
+
+
+def test_a_deep_config_in_an_archive_leaves_the_other_images_scanned(tmp_path: Path) -> None:
+    layers = [
+        ib.layer_tar([ib.Entry(f"app{n}/.env", f"GITHUB_TOKEN={token('ghp', 424 + n)}\n".encode())])
+        for n in range(2)
+    ]
+    good_config = json.dumps(
+        {"rootfs": {"type": "layers", "diff_ids": [ib.sha256_digest(layers[0])]}}
+    ).encode()
+    _archive(
+        tmp_path / "image.tar",
+        [("good.json", good_config, layers[0]), ("bad.json", ib.nested(DEEP), layers[1])],
+    )
+    res = cli(str(tmp_path / "image.tar"), "--no-cache", "-f", "json")
+    [error] = _errors(res)
+    assert "image.tar (t/1:1): config is nested more than 64 deep" in error, error
+    doc = report(res)
+    assert doc["stats"]["images_scanned"] == 2
+    assert sorted(f["path"] for f in doc["findings"]) == ["app0/.env", "app1/.env"]
+
+
+# -- a config of the wrong shape -----------------------------------------------------------------
+
+
+def _shaped(seed: int, place: str, secret: str) -> bytes:
+    """An image config with ``secret`` in a part of the wrong shape."""
+    run: Any = {"Env": ["PATH=/usr/bin"]}
+    history: Any = [{"created_by": "/bin/sh -c #(nop) ADD file"}]
+    if place == "config-list":
+        run = [f"GITHUB_TOKEN={secret}"]
+    elif place == "env-object":
+        run["Env"] = {"GITHUB_TOKEN": secret}
+    elif place == "labels-list":
+        run["Labels"] = [f"token={secret}"]
+    elif place == "cmd-object":
+        run["Cmd"] = {"sh": ["-c", f"GITHUB_TOKEN={secret} ./run"]}
+    elif place == "history-object":
+        history = {"created_by": f"/bin/sh -c GITHUB_TOKEN={secret} make"}
+    elif place == "created-by-list":
+        history = [{"created_by": ["/bin/sh", "-c", f"GITHUB_TOKEN={secret} make"]}]
+    return json.dumps(
+        {"architecture": "amd64", "os": "linux", "config": run, "history": history}
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("place", "path", "says"),
+    [
+        ("config-list", "config:config", "config is a list, not an object"),
+        ("env-object", "config:Env", "Env is an object, not a list of strings"),
+        ("labels-list", "config:Labels", "Labels is a list, not an object"),
+        ("cmd-object", "config:Cmd", "Cmd is an object, not a list of strings"),
+        ("history-object", "config:history", "history is an object, not a list"),
+        ("created-by-list", "config:history", "not an object with a string created_by"),
+    ],
+)
+def test_a_config_part_of_the_wrong_shape_is_scanned_as_text(
+    tmp_path: Path, place: str, path: str, says: str
+) -> None:
+    secret = token("ghp", 430)
+    image = ib.with_config(leak_image(431), _shaped(431, place, secret))
+    ib.write_oci_layout(tmp_path / "layout", image)
+    # before: config-list crashed (AttributeError); Env's values, a Labels list and a
+    # history object were not scanned; the others were scanned without a word
+    res = cli(str(tmp_path / "layout"), "--no-cache", "-f", "json")
+    [error] = _errors(res)
+    assert says in error and "(scanned as text)" in error, error
+    paths = sorted(f["path"] for f in report(res)["findings"])
+    assert paths == sorted([path, "app/.env"]), paths
+
+
+# -- registry answers --------------------------------------------------------------------------
+
+
+def test_a_deep_config_from_a_registry_still_has_its_layers_scanned(registry: Any) -> None:
+    from tests.registry import push_blob, push_manifest
+
+    image = ib.with_config(leak_image(441), b'{"history": ' + ib.nested(DEEP) + b"}")
+    for data in image.blobs().values():
+        push_blob(registry, "team/deep", data)
+    push_manifest(registry, "team/deep", "1", image.manifest, image.manifest_media_type)
+    res = cli(f"{registry.host}/team/deep:1", "--insecure-registry", "--no-cache", "-f", "json")
+    [error] = _errors(res)
+    assert "config is nested more than 64 deep" in error, error
+    assert [f["path"] for f in report(res)["findings"]] == ["app/.env"]
+
+
+class _Hostile(http.server.BaseHTTPRequestHandler):
+    """A registry that asks for a bearer token, then answers hostile bodies: ``mode``
+    says which (``token-big``, ``token-deep``, ``manifest-unsized``, ``manifest-sized``)."""
+
+    mode = ""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _body(self, data: bytes, sized: bool, content_type: str = "application/json") -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        if sized:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()  # unsized: HTTP/1.0, the body ends when the connection does
+        with contextlib.suppress(OSError):  # the client hung up once it had enough
+            self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        host = f"127.0.0.1:{self.server.server_address[1]}"
+        if self.path.startswith("/token"):
+            if self.mode == "token-big":
+                self._body(json.dumps({"token": "t" * (2 * 1024**2)}).encode(), sized=False)
+            elif self.mode == "token-deep":
+                self._body(b'{"token": ' + ib.nested(DEEP) + b"}", sized=True)
+            else:
+                self._body(b'{"token": "ok"}', sized=True)
+            return
+        if self.headers.get("Authorization") != "Bearer ok":
+            self.send_response(401)
+            self.send_header(
+                "WWW-Authenticate", f'Bearer realm="http://{host}/token",service="hostile"'
+            )
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        # distribution itself refuses to store a manifest over 4 MiB: only a hostile
+        # server sends one, with its size said or not
+        body = b'{"schemaVersion": 2' + b" " * (5 * 1024**2) + b"}"
+        self._body(body, sized=self.mode == "manifest-sized", content_type=ib.OCI_MANIFEST)
+
+
+@pytest.fixture
+def hostile() -> Any:
+    handler = type("H", (_Hostile,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [
+        ("token-big", "the answer is too large (more than 1 MiB)"),
+        ("token-deep", "the answer is nested more than 64 deep"),
+        ("manifest-unsized", "too large (more than 4 MiB)"),
+        ("manifest-sized", "too large (5,242,900 bytes; at most 4 MiB)"),
+    ],
+)
+def test_hostile_registry_answers_are_bounded(hostile: Any, mode: str, says: str) -> None:
+    host, handler = hostile
+    handler.mode = mode
+    one_line_error(cli(f"{host}/team/app:1", "--insecure-registry", "-f", "json"), says)

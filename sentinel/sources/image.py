@@ -192,7 +192,13 @@ class ArchiveTarget(Target):
         actual = oci.digest_of(config_data)
         if config_digest and config_digest != actual:
             raise ImageError(f"{self.name}: {config_path} does not match its digest (rejected)")
-        config = oci.load_json(config_data, f"{self.name}: {config_path}")
+        bad: oci.BadDocument | None = None
+        try:
+            config = oci.load_json(config_data, f"{self.name}: {config_path}")
+        except oci.BadDocument as exc:
+            # layers named by digest need no config: scan_images reads it again, says
+            # so, and scans them; a classic layer needs its diff_id from the config
+            bad, config = exc, {}
         rootfs = config.get("rootfs")
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         if not isinstance(diff_ids, list):
@@ -201,6 +207,8 @@ class ArchiveTarget(Target):
         for i, layer_path in enumerate(entry["Layers"]):
             digest = self._digest_from_path(str(layer_path))
             if digest is None:  # classic layout: <id>/layer.tar, uncompressed: its diff_id
+                if bad is not None:
+                    raise bad
                 if i >= len(diff_ids):
                     raise ImageError(f"{self.name}: layer {i} has no diff_id in the config")
                 digest = oci.check_digest(diff_ids[i], f"{self.name}: config")
@@ -316,7 +324,8 @@ def images(
     errors = [] if errors is None else errors
     before = len(errors)
     body, media_type, _ = target.root()
-    doc = oci.load_json(body, f"{target.name}: manifest")
+    top = f"{target.name}/index.json" if isinstance(target, LayoutTarget) else target.name
+    doc = oci.load_json(body, f"{top}: manifest" if top == target.name else top)
     seen: set[str] = set()
     if oci.kind_of(doc, media_type) == "manifest":
         single = _manifest_spec(target, target.name, "", doc, platform, seen, errors)
