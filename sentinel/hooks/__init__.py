@@ -12,11 +12,9 @@ from typing import Any
 
 # The one git call that gives both views of a staged change: the raw list (blob ids,
 # modes, renames) and the patch (which lines are added). Here, so that the hook can
-# start it before importing anything heavy.
+# start it before importing anything heavy. Both are subcommands: ``spawn`` puts git and
+# the configuration overrides before them.
 STAGED_DIFF = (
-    "git",
-    "-c",
-    "core.quotePath=false",
     "diff",
     "--cached",
     "--patch-with-raw",
@@ -30,17 +28,27 @@ STAGED_DIFF = (
     "--src-prefix=a/",
     "--dst-prefix=b/",
 )
-CAT_FILE = ("git", "cat-file", "--batch")
+CAT_FILE = ("cat-file", "--batch")
 
 
-def spawn(argv: tuple[str, ...] | list[str], *, cwd: str | None = None, feed: bool = False) -> Any:
-    """Start a git command whose output the caller reads (and, with ``feed``, whose
-    stdin it writes). Raises FileNotFoundError without git."""
+def spawn(
+    args: tuple[str, ...] | list[str],
+    *,
+    cwd: str | None = None,
+    feed: bool = False,
+    git_dir: str | None = None,
+) -> Any:
+    """Start ``git [--git-dir=DIR] ARGS`` (the repository's programs and output
+    settings overridden, see ``gitcmd.OVERRIDES``) whose output the caller reads (and,
+    with ``feed``, whose stdin it writes). Raises FileNotFoundError without git."""
     import subprocess
 
+    from sentinel.sources.gitcmd import safe_argv, safe_env
+
     return subprocess.Popen(
-        argv,
+        [*safe_argv(git_dir), *args],
         cwd=cwd,
+        env=safe_env(hook=True),
         stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -15,18 +15,26 @@ from dataclasses import dataclass
 from typing import IO
 
 from sentinel.errors import CorruptRepository, NotARepository
-from sentinel.sources.gitcmd import first_error_line
+from sentinel.sources.gitcmd import first_error_line, safe_argv, safe_env
 
 ZERO_OIDS = (b"0" * 40, b"0" * 64)
 _HUNK = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
 
 def git(git_dir: str | None, *args: str, input: bytes | None = None, timeout: float | None = None):  # type: ignore[no-untyped-def]
-    """``git [--git-dir=DIR] ARGS``; the environment is inherited on purpose: in a
-    pre-receive hook it carries the quarantine directory of the objects being pushed."""
-    argv = ["git", *([f"--git-dir={git_dir}"] if git_dir else []), *args]
+    """``git [--git-dir=DIR] ARGS`` with the repository's programs and output settings
+    overridden (``gitcmd.OVERRIDES``). The variables git set for the hook are kept: in a
+    pre-receive hook they carry the quarantine directory of the objects being pushed."""
+    argv = [*safe_argv(git_dir), *args]
     try:
-        return subprocess.run(argv, input=input, capture_output=True, check=False, timeout=timeout)
+        return subprocess.run(
+            argv,
+            input=input,
+            capture_output=True,
+            check=False,
+            timeout=timeout,
+            env=safe_env(hook=True),
+        )
     except FileNotFoundError:
         raise NotARepository("git is not installed or not on PATH") from None
 
@@ -44,10 +52,17 @@ def locate(path: str | None = None) -> Repo:
         raise NotARepository(f"{path}: no such directory")
     try:
         res = subprocess.run(
-            ["git", "rev-parse", "--absolute-git-dir", "--is-bare-repository", "--show-toplevel"],
+            [
+                *safe_argv(),
+                "rev-parse",
+                "--absolute-git-dir",
+                "--is-bare-repository",
+                "--show-toplevel",
+            ],
             cwd=cwd,
             capture_output=True,
             check=False,
+            env=safe_env(hook=True),
         )
     except FileNotFoundError:
         raise NotARepository("git is not installed or not on PATH") from None
@@ -225,9 +240,8 @@ def cat_file(git_dir: str | None = None) -> subprocess.Popen[bytes]:
     """A ``git cat-file --batch`` waiting for object names on stdin."""
     from sentinel.hooks import CAT_FILE, spawn
 
-    argv = [CAT_FILE[0], *([f"--git-dir={git_dir}"] if git_dir else []), *CAT_FILE[1:]]
     try:
-        return spawn(argv, feed=True)  # type: ignore[no-any-return]
+        return spawn(CAT_FILE, feed=True, git_dir=git_dir)  # type: ignore[no-any-return]
     except FileNotFoundError:
         raise NotARepository("git is not installed or not on PATH") from None
 

@@ -35,9 +35,15 @@ def hooks_dir(repo: gitio.Repo) -> Path:
     work tree, or to the repository itself when bare)."""
     import subprocess
 
+    from sentinel.sources.gitcmd import safe_argv, safe_env
+
     base = repo.top or repo.git_dir
     res = subprocess.run(
-        ["git", "rev-parse", "--git-path", "hooks"], cwd=base, capture_output=True, check=False
+        [*safe_argv(keep=("core.hooksPath",)), "rev-parse", "--git-path", "hooks"],
+        cwd=base,
+        capture_output=True,
+        check=False,
+        env=safe_env(hook=True),
     )
     raw = res.stdout.decode("utf-8", "surrogateescape").strip()
     if res.returncode != 0 or not raw:

@@ -30,7 +30,7 @@ from detectors.engine import EngineStats
 from detectors.hsdb import HyperscanUnavailable
 from sentinel.errors import CorruptRepository, NotARepository, RefNotFound, SourceError
 from sentinel.models import Origin, display_path
-from sentinel.sources.gitcmd import first_error_line
+from sentinel.sources.gitcmd import first_error_line, safe_argv, safe_env
 
 ZERO = b"0" * 40
 LOG_FORMAT = "%x1e%H%x1f%an%x1f%ae%x1f%aI"
@@ -73,8 +73,10 @@ def open_repo(path: str) -> tuple[str, str | None]:
 
 
 def _git(git_dir: str, *args: str, **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    """Git on the target, with its configuration's programs and output changes overridden
+    (see ``gitcmd.OVERRIDES``)."""
     return subprocess.run(
-        ["git", f"--git-dir={git_dir}", *args], capture_output=True, check=False, **kw
+        [*safe_argv(git_dir), *args], capture_output=True, check=False, env=safe_env(), **kw
     )
 
 
@@ -87,7 +89,7 @@ def resolve_ref(git_dir: str, ref: str) -> str:
 
 def stash_commits(git_dir: str) -> list[str]:
     """Every stash entry, not only the newest one that refs/stash points to."""
-    res = _git(git_dir, "log", "-g", "--format=%H", "refs/stash")
+    res = _git(git_dir, "log", "-g", "--no-show-signature", "--format=%H", "refs/stash")
     if res.returncode != 0:
         return []
     return [ln for ln in res.stdout.decode().split() if ln]
@@ -265,13 +267,13 @@ class CatFile:
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
             [
-                "git",
-                f"--git-dir={git_dir}",
+                *safe_argv(git_dir),
                 "-c",
                 f"core.deltaBaseCacheLimit={DELTA_CACHE}",
                 "cat-file",
                 "--batch",
             ],
+            env=safe_env(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._errors,
@@ -412,10 +414,14 @@ class Attribution:
         self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._proc = subprocess.Popen(
             [
-                "git",
-                f"--git-dir={git_dir}",
+                *safe_argv(git_dir),
                 "log",
                 *revs,
+                "--no-show-signature",
+                "--no-mailmap",
+                "--no-color",
+                "--no-ext-diff",
+                "--no-textconv",
                 "--raw",
                 "--no-abbrev",
                 "--no-renames",
@@ -426,6 +432,7 @@ class Attribution:
             ],
             stdout=self._file,
             stderr=subprocess.PIPE,
+            env=safe_env(),
         )
         self._map: mmap.mmap | None = None
 

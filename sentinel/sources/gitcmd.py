@@ -9,3 +9,142 @@ def first_error_line(stderr: bytes) -> str:
         if line.strip():
             return line.strip()
     return "git failed"
+
+
+# -- running git on a repository nobody here controls ------------------------------------------
+#
+# A scanned repository's own .git/config is input like any other. Git reads it on every
+# command, and many of its keys name a program git will run (log.showSignature with
+# gpg.program, core.fsmonitor, textconv and filter drivers, ...) or change what git prints
+# (color, mailmap, replace refs, abbreviations, encodings). Every git command Sentinel runs
+# on a target gets the overrides below on its command line: command-line configuration
+# wins over every configuration file, and it is the scope git itself trusts for keys it
+# refuses from a repository (uploadpack.packObjectsHook, safe.directory).
+
+OVERRIDES: tuple[tuple[str, str], ...] = (
+    # signatures: git log/show run gpg (or ssh-keygen, or gpgsm) to verify them
+    ("log.showSignature", "false"),
+    ("gpg.program", "/dev/null"),
+    ("gpg.openpgp.program", "/dev/null"),
+    ("gpg.x509.program", "/dev/null"),
+    ("gpg.ssh.program", "/dev/null"),
+    ("gpg.ssh.defaultKeyCommand", "/dev/null"),
+    ("gpg.ssh.allowedSignersFile", "/dev/null"),
+    ("gpg.format", "openpgp"),
+    # programs git runs around the index and the work tree
+    ("core.fsmonitor", "false"),
+    ("core.hooksPath", "/dev/null"),
+    ("core.pager", "cat"),
+    ("pager.log", "false"),
+    ("pager.diff", "false"),
+    ("pager.show", "false"),
+    ("core.editor", "/dev/null"),
+    ("sequence.editor", "/dev/null"),
+    ("diff.external", "/dev/null"),
+    ("core.attributesFile", "/dev/null"),
+    ("core.untrackedCache", "false"),
+    # transports, credentials and the programs they run: a scan never talks to a remote
+    ("protocol.allow", "never"),
+    ("core.sshCommand", "/dev/null"),
+    ("core.gitProxy", "/dev/null"),
+    ("core.askPass", "/dev/null"),
+    ("credential.helper", ""),
+    ("core.alternateRefsCommand", "/dev/null"),
+    ("uploadpack.packObjectsHook", "/dev/null"),
+    # background work a read command could start
+    ("gc.auto", "0"),
+    ("maintenance.auto", "false"),
+    ("fetch.writeCommitGraph", "false"),
+    # what git prints, which Sentinel parses
+    ("core.useReplaceRefs", "false"),
+    ("core.quotePath", "false"),
+    ("core.abbrev", "no"),
+    ("i18n.logOutputEncoding", "UTF-8"),
+    ("color.ui", "false"),
+    ("color.diff", "false"),
+    ("log.mailmap", "false"),
+    ("log.decorate", "false"),
+    ("log.abbrevCommit", "false"),
+    ("log.follow", "false"),
+    ("log.showRoot", "true"),
+    ("log.diffMerges", "separate"),
+    ("diff.renames", "false"),
+    ("diff.noprefix", "false"),
+    ("diff.mnemonicPrefix", "false"),
+    ("diff.relative", "false"),
+    ("diff.suppressBlankEmpty", "false"),
+    ("diff.context", "3"),
+    ("diff.interHunkContext", "0"),
+    ("diff.indentHeuristic", "false"),
+)
+
+# Variables git sets for the hooks it runs, which the hook's own git calls need: the
+# repository, the index being committed, the quarantine of the objects being pushed.
+HOOK_VARIABLES = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_COMMON_DIR",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_QUARANTINE_PATH",
+        "GIT_NAMESPACE",
+        "GIT_PUSH_OPTION_COUNT",
+        "GIT_PREFIX",
+    }
+)
+# the push options of a push, and configuration given as ``git -c`` by whoever ran git
+# (the user committing, the server's admin): the overrides come later and win over it
+_HOOK_PREFIXES = (
+    "GIT_PUSH_OPTION_",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_CONFIG_KEY_",
+    "GIT_CONFIG_VALUE_",
+)
+
+
+def safe_env(*, hook: bool = False, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a git command on a target.
+
+    Every ``GIT_*`` variable is dropped (``GIT_EXTERNAL_DIFF``, ``GIT_SSH_COMMAND``,
+    ``GIT_EXEC_PATH``, ``GIT_CONFIG_PARAMETERS`` ... each would run or change something),
+    except, in a hook, those git set for it. A scan also ignores the system and global
+    configuration, so what it reports depends on the target and the command line only;
+    a hook keeps them: that is where a server keeps its ``sentinel.*`` settings."""
+    import os
+
+    src = os.environ if base is None else base
+    env = {
+        k: v
+        for k, v in src.items()
+        if not k.startswith("GIT_")
+        or (hook and (k in HOOK_VARIABLES or k.startswith(_HOOK_PREFIXES)))
+    }
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_PAGER="cat",
+        GIT_NO_REPLACE_OBJECTS="1",
+        GIT_GRAFT_FILE=os.devnull,
+        GIT_ALLOW_PROTOCOL="",
+        GIT_ATTR_NOSYSTEM="1",
+        GIT_OPTIONAL_LOCKS="0",
+        LC_ALL="C",
+    )
+    if not hook:
+        env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    return env
+
+
+def safe_argv(git_dir: str | None = None, *, keep: tuple[str, ...] = ()) -> list[str]:
+    """``git`` and the options that come before the subcommand: no pager, no replace
+    objects, every override except the keys in ``keep`` (which the caller must read as
+    the repository sets them), then ``--git-dir``."""
+    argv = ["git", "--no-pager", "--no-replace-objects"]
+    for key, value in OVERRIDES:
+        if key not in keep:
+            argv += ["-c", f"{key}={value}"]
+    if git_dir is not None:
+        argv.append(f"--git-dir={git_dir}")
+    return argv
