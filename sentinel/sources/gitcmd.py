@@ -105,17 +105,20 @@ _HOOK_PREFIXES = (
 )
 
 
-def safe_env(*, hook: bool = False, base: dict[str, str] | None = None) -> dict[str, str]:
+def safe_env(*, hook: bool | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a git command on a target.
 
     Every ``GIT_*`` variable is dropped (``GIT_EXTERNAL_DIFF``, ``GIT_SSH_COMMAND``,
     ``GIT_EXEC_PATH``, ``GIT_CONFIG_PARAMETERS`` ... each would run or change something),
     except, in a hook, those git set for it. A scan also ignores the system and global
     configuration, so what it reports depends on the target and the command line only;
-    a hook keeps them: that is where a server keeps its ``sentinel.*`` settings."""
+    a hook keeps them: that is where a server keeps its ``sentinel.*`` settings. ``hook``
+    None: a hook when git exported ``GIT_DIR`` or a quarantine to this process."""
     import os
 
     src = os.environ if base is None else base
+    if hook is None:  # the history scan's workers also serve the pre-receive hook
+        hook = "GIT_DIR" in src or "GIT_QUARANTINE_PATH" in src
     env = {
         k: v
         for k, v in src.items()
@@ -126,7 +129,6 @@ def safe_env(*, hook: bool = False, base: dict[str, str] | None = None) -> dict[
         GIT_TERMINAL_PROMPT="0",
         GIT_PAGER="cat",
         GIT_NO_REPLACE_OBJECTS="1",
-        GIT_GRAFT_FILE=os.devnull,
         GIT_ALLOW_PROTOCOL="",
         GIT_ATTR_NOSYSTEM="1",
         GIT_OPTIONAL_LOCKS="0",
