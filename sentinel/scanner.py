@@ -310,6 +310,10 @@ def scan_git(
         "bytes_scanned": gs.bytes,
         "skipped": dict(sorted(gs.skipped.items())),
     }
+    if gs.warnings:
+        stats["warnings"] = list(gs.warnings)
+    if gs.errors:
+        stats["errors"] = list(gs.errors)
     return _finish(col, ruleset, started, stats, gs.engine)
 
 

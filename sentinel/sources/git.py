@@ -52,6 +52,8 @@ class GitStats:
     bytes: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     engine: EngineStats = field(default_factory=EngineStats)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 def open_repo(path: str) -> tuple[str, str | None]:
@@ -103,6 +105,7 @@ def tips(git_dir: str, branch: str | None, since: str | None) -> list[str]:
     return args
 
 
+_RAW_NEW = re.compile(rb":\d{6} (\d{6}) [0-9a-f]{40,64} ([0-9a-f]{40,64}) ")
 _MISSING = re.compile(rb"^(\S+) missing$", re.MULTILINE)  # printed whatever the format
 
 
@@ -444,6 +447,16 @@ class Attribution:
         if os.fstat(self._file.fileno()).st_size:
             self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
 
+    def added_blobs(self) -> set[bytes]:
+        """Every blob a commit of the walk adds or changes (submodule commits left out)."""
+        if self._map is None:
+            return set()
+        return {
+            m.group(2)
+            for m in _RAW_NEW.finditer(self._map)
+            if m.group(1) != b"160000" and m.group(2).strip(b"0")
+        }
+
     def close(self) -> None:
         if self._proc.poll() is None:
             self._proc.kill()
@@ -617,6 +630,12 @@ def scan_history(
     attribution = Attribution(git_dir, revs)
     try:
         stats = GitStats()
+        shallow = Path(git_dir, "shallow")
+        if shallow.is_file():
+            stats.warnings.append(
+                "this is a shallow clone: history before its shallow boundary is not in the "
+                "repository and was not scanned (run 'git fetch --unshallow' to scan it all)"
+            )
         lines, sizes, too_large = delta_order(
             list_objects(git_dir, None if full else revs), max_size
         )
@@ -650,6 +669,8 @@ def scan_history(
             if r.error:
                 raise CorruptRepository(f"git cannot read objects: {r.error}")
         attribution.wait()
+        if full:
+            _check_missing(git_dir, lines, attribution, stats)
         introduced = attribution.blobs(
             {sha for r in results for sha in r.hits if sha not in r.meta}
         )
@@ -674,6 +695,25 @@ def scan_history(
         raise CorruptRepository(f"reading the repository failed: {exc}") from None
     finally:
         attribution.close()
+
+
+def _check_missing(
+    git_dir: str, lines: list[bytes], attribution: Attribution, stats: GitStats
+) -> None:
+    """The whole-repository listing names only objects that exist: a blob a commit adds
+    but the repository lacks (deleted, or never fetched in a partial clone) would be
+    left out without a word. Each is counted and the scan reported as incomplete."""
+    listed = {ln.split(b" ", 2)[1] for ln in lines if ln[:5] == b"blob "}
+    missing = sorted(attribution.added_blobs() - listed)
+    if not missing:
+        return
+    stats.skipped["missing_object"] += len(missing)
+    partial = _git(git_dir, "config", "--get", "extensions.partialClone").stdout.strip()
+    why = "a partial clone that has not fetched them" if partial else "the repository is corrupt"
+    stats.errors.append(
+        f"{len(missing)} blob(s) that commits add are missing (first: {missing[0].decode()}): "
+        f"{why}; they were not scanned (run 'git fsck' to see what is wrong)"
+    )
 
 
 def _origin_for(
