@@ -636,9 +636,8 @@ def scan_history(
                 "this is a shallow clone: history before its shallow boundary is not in the "
                 "repository and was not scanned (run 'git fetch --unshallow' to scan it all)"
             )
-        lines, sizes, too_large = delta_order(
-            list_objects(git_dir, None if full else revs), max_size
-        )
+        listed = list_objects(git_dir, None if full else revs)
+        lines, sizes, too_large = delta_order(listed, max_size)
         if too_large:
             stats.skipped["too_large"] += too_large
         n = scanning.workers(jobs)
@@ -670,7 +669,7 @@ def scan_history(
                 raise CorruptRepository(f"git cannot read objects: {r.error}")
         attribution.wait()
         if full:
-            _check_missing(git_dir, lines, attribution, stats)
+            _check_missing(git_dir, listed, attribution, stats)
         introduced = attribution.blobs(
             {sha for r in results for sha in r.hits if sha not in r.meta}
         )
