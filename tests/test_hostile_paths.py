@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,28 @@ def _write_deep(top: Path, depth: int, content: str, name: str = "d") -> None:
         os.close(leaf)
     finally:
         os.close(fd)
+
+
+def _remove_deep(top: Path, name: str) -> None:
+    """Remove a ``_write_deep`` tree one level at a time: shutil.rmtree (pytest's clean-up
+    of old temporary directories) recurses and fails on it."""
+    chain = top / name
+    while chain.is_dir():
+        inner = chain / name
+        if inner.is_dir():
+            inner.rename(top / f"{name}.next")
+        for entry in chain.iterdir():
+            entry.unlink()
+        chain.rmdir()
+        if (top / f"{name}.next").is_dir():
+            (top / f"{name}.next").rename(chain)
+
+
+@pytest.fixture(autouse=True)
+def _flatten_deep_trees(tmp_path: Path) -> Iterator[None]:
+    yield
+    for name in ("d", "x" * 4):
+        _remove_deep(tmp_path, name)
 
 
 def test_a_thousand_nested_directories_are_walked(tmp_path: Path) -> None:
