@@ -11,6 +11,12 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
+def utcnow_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
+
+
 def display_path(raw: str | bytes) -> str:
     """A path as valid text: bytes that are not UTF-8 (file names are bytes on POSIX)
     become backslash escapes instead of lone surrogates that no encoder accepts."""

@@ -13,7 +13,7 @@ import sys
 def _app():  # type: ignore[no-untyped-def]
     import typer
 
-    from sentinel.cli import baseline_cmd, hooks_cmd, rules_cmd, scan_cmd
+    from sentinel.cli import baseline_cmd, db_cmd, hooks_cmd, keys_cmd, rules_cmd, scan_cmd
 
     app = typer.Typer(
         name="sentinel",
@@ -27,6 +27,8 @@ def _app():  # type: ignore[no-untyped-def]
     app.add_typer(baseline_cmd.app, name="baseline")
     app.add_typer(hooks_cmd.app, name="hooks")
     app.add_typer(hooks_cmd.hook_app, name="hook")
+    app.add_typer(db_cmd.app, name="db")
+    app.add_typer(keys_cmd.app, name="keys")
     return app
 
 

@@ -87,6 +87,22 @@ TargetConfigOpt = Annotated[
         "(for targets you do not control: it could allowlist its own secrets).",
     ),
 ]
+StoreOpt = Annotated[
+    bool,
+    typer.Option(
+        "--store",
+        help="Also record the scan and its findings in the configured store "
+        "(SENTINEL_DATABASE_URL, default $SENTINEL_HOME/sentinel.db).",
+    ),
+]
+ReportToOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--report-to",
+        help="Also post the results to a running Sentinel service at this URL "
+        "(token from SENTINEL_TOKEN or SENTINEL_TOKEN_FILE).",
+    ),
+]
 ProgressOpt = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr (TTY only).")
 ]
@@ -134,6 +150,74 @@ def _options(
     )
 
 
+def _abs(p: Path) -> str:
+    return str(p.expanduser().resolve())
+
+
+class Sink:
+    """Where a finished scan goes besides the report: the store (``--store``) and/or a
+    running service (``--report-to``). Both are checked before the scan starts, so a
+    misconfigured store fails in a second, not after an hour of history."""
+
+    def __init__(self, store, report_to, **scan) -> None:  # type: ignore[no-untyped-def]
+        self.store = store
+        self.report_to = report_to
+        self.scan = scan
+        from sentinel.models import utcnow_iso
+
+        self.started = utcnow_iso()
+
+    @classmethod
+    def make(cls, store: bool, report_to: str | None, **scan):  # type: ignore[no-untyped-def]
+        if not store and not report_to:
+            return None
+        opened = None
+        if store:
+            from sentinel.store.facade import open_store
+
+            opened = open_store()
+        if report_to:
+            from sentinel.cli.report_to import check_url
+
+            check_url(report_to)
+        return cls(opened, report_to, **scan)
+
+    def deliver(self, result) -> None:  # type: ignore[no-untyped-def]
+        import getpass
+        from datetime import datetime
+
+        started = datetime.fromisoformat(self.started)
+        if self.store is not None:
+            from sentinel.store.facade import record_result
+
+            try:
+                scan, res = record_result(
+                    self.store,
+                    result=result,
+                    requested_by=f"cli:{getpass.getuser()}",
+                    started=started,
+                    **self.scan,
+                )
+            finally:
+                self.store.close()
+            print(
+                f"sentinel: stored scan {scan.id}: {res.occurrences_new} new occurrence(s), "
+                f"{len(res.new_findings)} new finding(s), {res.occurrences_gone} gone",
+                file=sys.stderr,
+            )
+            if res.plaintext_refused:
+                print(
+                    f"sentinel: warning: {res.plaintext_refused} rotatable secret value(s) not "
+                    "kept: no encryption key (SENTINEL_ENCRYPTION_KEY); rotation will need "
+                    "them supplied again",
+                    file=sys.stderr,
+                )
+        if self.report_to:
+            from sentinel.cli.report_to import post_results
+
+            post_results(self.report_to, result, started=started, **self.scan)
+
+
 def _is_own_project(target: Path) -> bool:
     """The current directory is the target or inside it: the user's own project, whose
     config they chose (its effects are still counted in the stats, without a warning)."""
@@ -174,6 +258,7 @@ def emit(  # type: ignore[no-untyped-def]
     show_secrets: bool,
     min_confidence: Confidence | None = None,
     opts=None,
+    sink=None,
 ) -> None:
     """Write the report, then exit: 2 if the scan met errors it went past (each named
     on stderr: a crafted layer entry, a YAML bomb, a forbidden namespace ...), else 1
@@ -185,6 +270,13 @@ def emit(  # type: ignore[no-untyped-def]
     from sentinel.display import for_terminal
 
     emit_only(result, fmt, output, show_secrets)
+    if sink is not None:
+        from sentinel.errors import SentinelError
+
+        try:
+            sink.deliver(result)
+        except SentinelError as exc:
+            result.stats.setdefault("errors", []).append(str(exc))
     for w in result.stats.get("warnings") or []:
         print(f"sentinel: warning: {for_terminal(w)}", file=sys.stderr)
     errors = result.stats.get("errors") or []
@@ -234,6 +326,8 @@ def scan_git(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     show_secrets: ShowOpt = False,
+    store: StoreOpt = False,
+    report_to: ReportToOpt = None,
     min_confidence: MinConfidenceOpt = None,
     baseline: BaselineOpt = None,
     config: ConfigOpt = None,
@@ -258,6 +352,14 @@ def scan_git(
         "history",
         target_config=not no_target_config,
     )
+    sink = Sink.make(
+        store,
+        report_to,
+        kind="path" if no_history else "git",
+        target=_abs(repo),
+        params={"branch": branch, "since": since, "no_history": no_history},
+        complete=not (branch or since),
+    )
     with _closing_progress(opts):
         if no_history:
             from sentinel.sources.git import open_repo
@@ -270,7 +372,7 @@ def scan_git(
             result = scanner.scan_paths([work], opts)
         else:
             result = scanner.scan_git(str(repo), opts, branch=branch, since=since)
-    emit(result, fmt, output, show_secrets, min_confidence, opts)
+    emit(result, fmt, output, show_secrets, min_confidence, opts, sink)
 
 
 @app.command("path")
@@ -282,6 +384,8 @@ def scan_path(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     show_secrets: ShowOpt = False,
+    store: StoreOpt = False,
+    report_to: ReportToOpt = None,
     min_confidence: MinConfidenceOpt = None,
     baseline: BaselineOpt = None,
     config: ConfigOpt = None,
@@ -306,9 +410,17 @@ def scan_path(
         "files",
         target_config=not no_target_config,
     )
+    sink = Sink.make(
+        store,
+        report_to,
+        kind="path",
+        target=",".join(sorted(_abs(p) for p in paths)),
+        params={"no_ignore": no_ignore},
+        complete=True,
+    )
     with _closing_progress(opts):
         result = scanner.scan_paths([str(p) for p in paths], opts, use_ignore=not no_ignore)
-    emit(result, fmt, output, show_secrets, min_confidence, opts)
+    emit(result, fmt, output, show_secrets, min_confidence, opts, sink)
 
 
 @app.command("image")
@@ -348,6 +460,8 @@ def scan_image(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     show_secrets: ShowOpt = False,
+    store: StoreOpt = False,
+    report_to: ReportToOpt = None,
     min_confidence: MinConfidenceOpt = None,
     baseline: BaselineOpt = None,
     config: ConfigOpt = None,
@@ -361,6 +475,14 @@ def scan_image(
     from sentinel import scanner
 
     opts = _options(Path("."), config, baseline, rules, jobs, max_file_size, False, "image")
+    sink = Sink.make(
+        store,
+        report_to,
+        kind="image",
+        target=target if not Path(target).exists() else _abs(Path(target)),
+        params={"platform": platform},
+        complete=True,
+    )
     result = scanner.scan_image(
         target,
         opts,
@@ -371,9 +493,9 @@ def scan_image(
         if max_layer_size
         else None,
         timeout=timeout,
-        need_values=show_secrets,
+        need_values=show_secrets or sink is not None,
     )
-    emit(result, fmt, output, show_secrets, min_confidence, opts)
+    emit(result, fmt, output, show_secrets, min_confidence, opts, sink)
 
 
 @app.command("k8s")
@@ -413,6 +535,8 @@ def scan_k8s(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     show_secrets: ShowOpt = False,
+    store: StoreOpt = False,
+    report_to: ReportToOpt = None,
     min_confidence: MinConfidenceOpt = None,
     baseline: BaselineOpt = None,
     config: ConfigOpt = None,
@@ -429,6 +553,16 @@ def scan_k8s(
     if not paths and not cluster:
         raise ConfigError("give manifests to scan (or - for stdin), or --cluster")
     opts = _options(Path("."), config, baseline, rules, None, max_file_size, False, "k8s")
+    sink = Sink.make(
+        store,
+        report_to,
+        kind="k8s",
+        target=(context or "current-context")
+        if cluster
+        else ",".join(sorted(p if p == "-" else _abs(Path(p)) for p in paths or [])),
+        params={"cluster": cluster, "namespaces": list(namespace or [])},
+        complete=not namespace,
+    )
     result = scanner.scan_k8s(
         list(paths or []),
         opts,
@@ -444,4 +578,4 @@ def scan_k8s(
         else None,
         stdin=sys.stdin.buffer,
     )
-    emit(result, fmt, output, show_secrets, min_confidence, opts)
+    emit(result, fmt, output, show_secrets, min_confidence, opts, sink)

@@ -1,0 +1,187 @@
+"""The store as the CLI, the hooks and the service open it: one engine, its sessions,
+the installation's fingerprint key (checked against the one the store's findings are
+under) and the encryption keyring."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sentinel.store.models import Scan, Setting, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from sentinel.fingerprint import FingerprintKey
+    from sentinel.models import ScanResult
+    from sentinel.store.crypto import Keyring
+    from sentinel.store.ingest import IngestResult
+
+FINGERPRINT_KEY_SETTING = "fingerprint_key_id"
+
+
+@dataclass
+class Store:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    url: str
+    fingerprint: FingerprintKey
+    keyring: Keyring
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(
+    url: str | None = None, *, migrate_now: bool = False, keyring: Keyring | None = None
+) -> Store:
+    """The configured store, refusing what would split or expose its findings: a
+    schema that is not current (unless ``migrate_now``), the public fingerprint key, or
+    a key other than the one its findings are under."""
+    from sentinel.errors import ConfigError
+    from sentinel.fingerprint import require_private
+    from sentinel.store import migrate
+    from sentinel.store.crypto import load_keyring
+    from sentinel.store.session import database_url, describe, make_engine, session_factory
+
+    url = database_url(url)
+    key = require_private()
+    engine = make_engine(url)
+    try:
+        if migrate_now:
+            migrate.upgrade(engine)
+        else:
+            st = _status(engine, url)
+            if not st.up_to_date:
+                raise ConfigError(
+                    f"the store at {describe(url)} is at schema {st.current or 'none'}, "
+                    f"not {st.head}",
+                    "run: sentinel db upgrade",
+                )
+        sessions = session_factory(engine)
+        _check_key(sessions, key)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, sessions, url, key, keyring or load_keyring())
+
+
+def _status(engine: Engine, url: str) -> Any:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sentinel.errors import ConfigError
+    from sentinel.store import migrate
+    from sentinel.store.session import describe
+
+    try:
+        return migrate.status(engine)
+    except SQLAlchemyError as exc:
+        raise ConfigError(f"cannot open the store at {describe(url)}: {one_line(exc)}") from None
+
+
+def one_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+def _check_key(sessions: sessionmaker[Session], key: FingerprintKey) -> None:
+    from sentinel.errors import ConfigError
+    from sentinel.store.session import writing
+
+    with sessions() as s:
+        row = s.get(Setting, FINGERPRINT_KEY_SETTING)
+        if row is None:
+            s.rollback()
+            writing(s)
+            row = s.get(Setting, FINGERPRINT_KEY_SETTING)
+            if row is None:
+                s.add(Setting(name=FINGERPRINT_KEY_SETTING, value=key.id))
+                s.commit()
+                return
+        if row.value != key.id:
+            raise ConfigError(
+                f"this store's findings are under fingerprint key {row.value}; this "
+                f"installation's key ({key.source}) is {key.id}",
+                "use the service's key (SENTINEL_FINGERPRINT_KEY or _FILE) so the same "
+                "secret groups into one finding",
+            )
+
+
+def new_scan_id() -> str:
+    return uuid.uuid4().hex
+
+
+def rotators_of_rules() -> dict[str, str]:
+    """Rule id to rotator name, for the rules that have one (their values are kept)."""
+    from detectors.ruleset import load_builtin
+
+    return {r.id: r.rotator for r in load_builtin() if r.rotator}
+
+
+def record_result(
+    store: Store,
+    *,
+    kind: str,
+    target: str,
+    result: ScanResult,
+    requested_by: str,
+    complete: bool,
+    params: dict[str, Any] | None = None,
+    started: datetime | None = None,
+    scan_id: str | None = None,
+) -> tuple[Scan, IngestResult]:
+    """One finished scan into the store: its Scan row and its occurrences."""
+    from sentinel.store.ingest import ingest
+    from sentinel.store.session import writing
+
+    finished = utcnow()
+    with store.sessions() as s:
+        writing(s)
+        scan = s.get(Scan, scan_id) if scan_id else None
+        if scan is None:
+            scan = Scan(
+                id=scan_id or new_scan_id(),
+                kind=kind,
+                target=target,
+                params=params or {},
+                requested_by=requested_by,
+                created_at=started or finished,
+            )
+            s.add(scan)
+        errors = list(result.stats.get("errors") or [])
+        scan.status = "succeeded"
+        scan.started_at = scan.started_at or started or finished
+        scan.finished_at = finished
+        scan.duration_seconds = (finished - scan.started_at).total_seconds()
+        scan.stats = _jsonable(result.stats)
+        scan.errors = [str(e) for e in errors]
+        scan.exit_code = 2 if errors else (1 if result.occurrences else 0)
+        s.flush()
+        res = ingest(
+            s,
+            scan,
+            result.occurrences,
+            fingerprint_key_id=store.fingerprint.id,
+            default_target=target,
+            complete=complete and not errors,
+            keyring=store.keyring,
+            rotators=rotators_of_rules(),
+            now=finished,
+        )
+        if res.plaintext_refused:
+            scan.stats = {
+                **scan.stats,
+                "plaintext_not_kept": res.plaintext_refused,
+            }
+        s.commit()
+        return scan, res
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))

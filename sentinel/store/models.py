@@ -1,0 +1,275 @@
+"""Typed SQLAlchemy 2 models of the store.
+
+Nothing here holds a plaintext secret: a Finding keeps the keyed fingerprint, the
+redacted preview and, only for rules that can be rotated or revoked, the value sealed
+with AES-256-GCM (``secret_sealed`` with the key's id in ``secret_key_id``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+PK = BigInteger().with_variant(Integer(), "sqlite")
+
+FINDING_STATUSES = (
+    "open",
+    "ignored",
+    "false_positive",
+    # driven by rotation (issue #14): a replacement is being made, the exposed one revoked
+    "rotating",
+    "rotated",
+    "revoked",
+    "rotation_failed",
+    "remediation_required",
+)
+TRIAGE_STATUSES = ("open", "ignored", "false_positive")
+SCAN_STATUSES = ("queued", "running", "succeeded", "failed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class Scan(Base):
+    __tablename__ = "scans"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # git | path | image | k8s | hook | webhook
+    target: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    requested_by: Mapped[str] = mapped_column(String(200))  # "cli:<user>", "token:<name>", ...
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    duration_seconds: Mapped[float | None]
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    errors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    exit_code: Mapped[int | None]
+    findings_new: Mapped[int] = mapped_column(default=0)
+    occurrences_new: Mapped[int] = mapped_column(default=0)
+    occurrences_seen: Mapped[int] = mapped_column(default=0)
+    occurrences_gone: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (Index("ix_scans_created", "created_at"),)
+
+
+class Finding(Base):
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    fingerprint_key_id: Mapped[str] = mapped_column(String(12))
+    rule_id: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    severity: Mapped[str] = mapped_column(String(16))
+    confidence: Mapped[str] = mapped_column(String(16))
+    redacted: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32), default="open")
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    triaged_by: Mapped[str | None] = mapped_column(String(200))
+    triaged_at: Mapped[datetime | None]
+    triage_reason: Mapped[str | None] = mapped_column(Text)
+    rotator: Mapped[str | None] = mapped_column(String(100))
+    secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    secret_key_id: Mapped[str | None] = mapped_column(String(12))
+
+    occurrences: Mapped[list[Occurrence]] = relationship(
+        back_populates="finding", order_by="Occurrence.id", lazy="raise"
+    )
+
+    __table_args__ = (
+        Index("ix_findings_status_severity", "status", "severity"),
+        Index("ix_findings_rule", "rule_id"),
+        Index("ix_findings_last_seen", "last_seen"),
+        Index("ix_findings_secret_key", "secret_key_id"),
+    )
+
+
+class Occurrence(Base):
+    __tablename__ = "occurrences"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"))
+    # sha256 over the finding and every location field: what makes ingest idempotent
+    location_key: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(16))  # git | file | image | k8s
+    target: Mapped[str] = mapped_column(Text)
+    commit: Mapped[str | None] = mapped_column(String(64))
+    image: Mapped[str | None] = mapped_column(Text)
+    layer: Mapped[str | None] = mapped_column(String(100))
+    cluster: Mapped[str | None] = mapped_column(Text)
+    namespace: Mapped[str | None] = mapped_column(String(253))
+    kind: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str | None] = mapped_column(String(253))
+    key: Mapped[str | None] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text, default="")
+    line: Mapped[int] = mapped_column(default=0)
+    column: Mapped[int] = mapped_column(default=0)
+    author: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
+    date: Mapped[str | None] = mapped_column(String(40))
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_scan_id: Mapped[str | None] = mapped_column(String(32))
+    gone_at: Mapped[datetime | None]
+
+    finding: Mapped[Finding] = relationship(back_populates="occurrences", lazy="raise")
+
+    __table_args__ = (
+        Index("ix_occurrences_finding", "finding_id", "source"),
+        Index("ix_occurrences_target", "target", "source"),
+    )
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # the token is "snt_<lookup>_<secret>": lookup finds the row, the SHA-256 of the whole
+    # token is compared in constant time; the token itself is never stored
+    lookup: Mapped[str] = mapped_column(String(16), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class AuditRecord(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    token_id: Mapped[int | None]
+    actor: Mapped[str] = mapped_column(String(200))  # token name, or "cli:<user>"
+    action: Mapped[str] = mapped_column(String(100))  # e.g. finding.triage, token.create
+    object_type: Mapped[str] = mapped_column(String(50))
+    object_id: Mapped[str] = mapped_column(String(100))
+    client: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (Index("ix_audit_at", "at"),)
+
+
+class AlertDelivery(Base):
+    """One alert for one finding to one destination: the unique key makes "one alert per
+    new fingerprint" hold across every scan, hook and sweep."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"))
+    destination: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("finding_id", "destination", name="uq_alert_finding_destination"),
+        Index("ix_alert_status_next", "status", "next_attempt_at"),
+    )
+
+
+class HookEventRecord(Base):
+    """A pre-receive hook's report: a blocked push, a break-glass bypass, a push let
+    through unscanned. ``id`` is the hook's own event id, so a re-delivery is dropped."""
+
+    __tablename__ = "hook_events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    repository: Mapped[str] = mapped_column(Text)
+    pusher: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    scan_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class WebhookDelivery(Base):
+    """A delivery id seen on ``POST /v1/webhooks/github``: duplicates are ignored."""
+
+    __tablename__ = "webhook_deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    event: Mapped[str] = mapped_column(String(50))
+    repository: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    scan_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class Lease(Base):
+    """A named lease (the scheduler's leader on SQLite): whoever holds an unexpired row
+    owns the job; it renews ``expires_at`` while alive."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime]
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Setting(Base):
+    """Small facts about the installation kept with the data (e.g. which fingerprint
+    key the store's findings are under)."""
+
+    __tablename__ = "settings"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
