@@ -56,6 +56,21 @@ def test_two_processes_upgrading_at_once_do_not_race(empty_db_url: str) -> None:
     assert run_cli("db", "current", env={"SENTINEL_DATABASE_URL": empty_db_url}).returncode == 0
 
 
+def test_the_models_match_the_migrations(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from sentinel.store.models import Base
+    from sentinel.store.session import make_engine
+
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
 def test_a_bad_database_url_is_one_line() -> None:
     r = run_cli("db", "current", env={"SENTINEL_DATABASE_URL": "mysql://x@127.0.0.1/y"})
     assert r.returncode == 2
@@ -94,15 +109,17 @@ def test_scan_store_is_idempotent_and_marks_gone(store_env: str, store, tmp_path
 
 def test_one_secret_in_two_repositories_is_one_finding(store_env: str, store, git_repo) -> None:  # type: ignore[no-untyped-def]
     gh = token("ghp", 21)
+    paths = set()
     for name in ("one", "two"):
         repo = git_repo(name)
+        paths.add(str(repo.path.resolve()))
         repo.commit("add", {"deploy.sh": f"export GH={gh}\n"})
         r = run_cli("scan", "git", str(repo.path), "--store", "-f", "json")
         assert r.returncode == 1, r.stderr
     assert _count(store, Finding) == 1
     with store.sessions() as s:
         occ = list(s.scalars(select(Occurrence)))
-    assert {Path(o.target).name for o in occ} == {"one", "two"}
+    assert {o.target for o in occ} == paths
     assert all(o.commit and o.author == "Ann Author" and o.path == "deploy.sh" for o in occ)
 
 

@@ -58,7 +58,17 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _limit_memory() -> None:
+    """A scan the service runs on untrusted input gets an address-space limit."""
+    limit = os.environ.get("SENTINEL_RLIMIT_AS")
+    if limit and limit.isdigit():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
+
+
 def main() -> None:
+    _limit_memory()
     if sys.argv[1:] in (["--version"], ["-V"]):
         # answered before the CLI framework is imported: a version check is instant
         print(f"sentinel {_version()}")

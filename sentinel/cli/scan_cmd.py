@@ -103,6 +103,10 @@ ReportToOpt = Annotated[
         "(token from SENTINEL_TOKEN or SENTINEL_TOKEN_FILE).",
     ),
 ]
+StoreScanIdOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--store-scan-id", hidden=True, help="The service's queued scan row to fill."),
+]
 ProgressOpt = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr (TTY only).")
 ]
@@ -159,16 +163,21 @@ class Sink:
     running service (``--report-to``). Both are checked before the scan starts, so a
     misconfigured store fails in a second, not after an hour of history."""
 
-    def __init__(self, store, report_to, **scan) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, store, report_to, scan_id, **scan) -> None:  # type: ignore[no-untyped-def]
         self.store = store
         self.report_to = report_to
+        self.scan_id = scan_id
         self.scan = scan
         from sentinel.models import utcnow_iso
 
         self.started = utcnow_iso()
 
     @classmethod
-    def make(cls, store: bool, report_to: str | None, **scan):  # type: ignore[no-untyped-def]
+    def make(cls, store: bool, report_to: str | None, scan_id: str | None, **scan):  # type: ignore[no-untyped-def]
+        if scan_id and not store:
+            from sentinel.errors import ConfigError
+
+            raise ConfigError("--store-scan-id needs --store")
         if not store and not report_to:
             return None
         opened = None
@@ -180,7 +189,7 @@ class Sink:
             from sentinel.cli.report_to import check_url
 
             check_url(report_to)
-        return cls(opened, report_to, **scan)
+        return cls(opened, report_to, scan_id, **scan)
 
     def deliver(self, result) -> None:  # type: ignore[no-untyped-def]
         import getpass
@@ -196,6 +205,7 @@ class Sink:
                     result=result,
                     requested_by=f"cli:{getpass.getuser()}",
                     started=started,
+                    scan_id=self.scan_id,
                     **self.scan,
                 )
             finally:
@@ -328,6 +338,7 @@ def scan_git(
     show_secrets: ShowOpt = False,
     store: StoreOpt = False,
     report_to: ReportToOpt = None,
+    store_scan_id: StoreScanIdOpt = None,
     min_confidence: MinConfidenceOpt = None,
     baseline: BaselineOpt = None,
     config: ConfigOpt = None,
@@ -355,6 +366,7 @@ def scan_git(
     sink = Sink.make(
         store,
         report_to,
+        store_scan_id,
         kind="path" if no_history else "git",
         target=_abs(repo),
         params={"branch": branch, "since": since, "no_history": no_history},
@@ -386,6 +398,7 @@ def scan_path(
     show_secrets: ShowOpt = False,
     store: StoreOpt = False,
     report_to: ReportToOpt = None,
+    store_scan_id: StoreScanIdOpt = None,
     min_confidence: MinConfidenceOpt = None,
     baseline: BaselineOpt = None,
     config: ConfigOpt = None,
@@ -413,6 +426,7 @@ def scan_path(
     sink = Sink.make(
         store,
         report_to,
+        store_scan_id,
         kind="path",
         target=",".join(sorted(_abs(p) for p in paths)),
         params={"no_ignore": no_ignore},
@@ -462,6 +476,7 @@ def scan_image(
     show_secrets: ShowOpt = False,
     store: StoreOpt = False,
     report_to: ReportToOpt = None,
+    store_scan_id: StoreScanIdOpt = None,
     min_confidence: MinConfidenceOpt = None,
     baseline: BaselineOpt = None,
     config: ConfigOpt = None,
@@ -478,6 +493,7 @@ def scan_image(
     sink = Sink.make(
         store,
         report_to,
+        store_scan_id,
         kind="image",
         target=target if not Path(target).exists() else _abs(Path(target)),
         params={"platform": platform},
@@ -537,6 +553,7 @@ def scan_k8s(
     show_secrets: ShowOpt = False,
     store: StoreOpt = False,
     report_to: ReportToOpt = None,
+    store_scan_id: StoreScanIdOpt = None,
     min_confidence: MinConfidenceOpt = None,
     baseline: BaselineOpt = None,
     config: ConfigOpt = None,
@@ -556,6 +573,7 @@ def scan_k8s(
     sink = Sink.make(
         store,
         report_to,
+        store_scan_id,
         kind="k8s",
         target=(context or "current-context")
         if cluster

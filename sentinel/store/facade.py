@@ -152,6 +152,10 @@ def record_result(
                 created_at=started or finished,
             )
             s.add(scan)
+        else:
+            # the row the service queued knows the real target (a URL, not the mirror
+            # the child read it from)
+            kind, target = scan.kind, scan.target
         errors = list(result.stats.get("errors") or [])
         scan.status = "succeeded"
         scan.started_at = scan.started_at or started or finished

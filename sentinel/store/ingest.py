@@ -50,7 +50,9 @@ def target_of(occ: ScanOccurrence, default: str) -> str:
         return o.image
     if o.source == "k8s" and o.cluster:
         return o.cluster
-    return o.repository or default
+    # a git Origin names its repository by directory name only: the scan's target
+    # (the full path or URL) is what tells two repositories apart
+    return default
 
 
 def location_key(fingerprint: str, row: dict[str, Any]) -> str:
@@ -167,6 +169,7 @@ def ingest(
             "status": "open",
             "first_seen": now,
             "last_seen": now,
+            "first_scan_id": scan.id,
             "rotator": rotator,
             "secret_sealed": None,
             "secret_key_id": None,

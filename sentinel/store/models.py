@@ -116,6 +116,7 @@ class Finding(Base):
     triaged_by: Mapped[str | None] = mapped_column(String(200))
     triaged_at: Mapped[datetime | None]
     triage_reason: Mapped[str | None] = mapped_column(Text)
+    first_scan_id: Mapped[str | None] = mapped_column(String(32))  # the scan that found it
     rotator: Mapped[str | None] = mapped_column(String(100))
     secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     secret_key_id: Mapped[str | None] = mapped_column(String(12))
@@ -129,6 +130,7 @@ class Finding(Base):
         Index("ix_findings_rule", "rule_id"),
         Index("ix_findings_last_seen", "last_seen"),
         Index("ix_findings_secret_key", "secret_key_id"),
+        Index("ix_findings_first_scan", "first_scan_id"),
     )
 
 

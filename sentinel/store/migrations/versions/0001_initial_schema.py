@@ -80,6 +80,7 @@ def upgrade() -> None:
         sa.Column("triaged_by", sa.String(length=200), nullable=True),
         sa.Column("triaged_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("triage_reason", sa.Text(), nullable=True),
+        sa.Column("first_scan_id", sa.String(length=32), nullable=True),
         sa.Column("rotator", sa.String(length=100), nullable=True),
         sa.Column("secret_sealed", sa.LargeBinary(), nullable=True),
         sa.Column("secret_key_id", sa.String(length=12), nullable=True),
@@ -90,6 +91,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_findings_last_seen", ["last_seen"], unique=False)
         batch_op.create_index("ix_findings_rule", ["rule_id"], unique=False)
         batch_op.create_index("ix_findings_secret_key", ["secret_key_id"], unique=False)
+        batch_op.create_index("ix_findings_first_scan", ["first_scan_id"], unique=False)
         batch_op.create_index("ix_findings_status_severity", ["status", "severity"], unique=False)
 
     op.create_table(
@@ -241,6 +243,7 @@ def downgrade() -> None:
     with op.batch_alter_table("findings", schema=None) as batch_op:
         batch_op.drop_index("ix_findings_status_severity")
         batch_op.drop_index("ix_findings_secret_key")
+        batch_op.drop_index("ix_findings_first_scan")
         batch_op.drop_index("ix_findings_rule")
         batch_op.drop_index("ix_findings_last_seen")
 

@@ -1,0 +1,92 @@
+"""The service's own settings: ``--config FILE``, else ``SENTINEL_SERVICE_CONFIG``, else
+``$SENTINEL_HOME/service.toml``; a missing default file means all defaults.
+
+Sections: ``[service]`` (listening, limits, what API-requested scans may read),
+``[alerts.slack]`` and ``[[alerts.routes]]`` (sentinel.alerts), ``[[schedules]]``
+(rescans of registered targets). Unknown keys are refused, so a typo is an error, not a
+setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_CONFIG = "SENTINEL_SERVICE_CONFIG"
+FILE_NAME = "service.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceSection(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str | None = None  # how people reach the API (links in alerts)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    workers: int = Field(2, ge=1, le=64)  # scans run at once inside `sentinel serve`
+    queue_size: int = Field(20, ge=0, le=10_000)  # scans waiting; beyond: 429
+    scan_timeout_seconds: float = Field(3600, gt=0)
+    scan_memory_bytes: int | None = Field(None, ge=64 * 1024 * 1024)  # RLIMIT_AS per scan
+    # what API-requested scans may read: local paths only under these directories
+    scan_roots: list[Path] = Field(default_factory=list)
+    # image registries API-requested scans may pull from (empty: any)
+    registry_allowlist: list[str] = Field(default_factory=list)
+    # plain-HTTP git remotes on loopback (test setups only); otherwise https and ssh
+    git_http_loopback: bool = False
+    mirrors_dir: Path | None = None  # bare mirrors of webhook repositories
+    # env var holding the GitHub webhook secret (X-Hub-Signature-256)
+    github_webhook_secret_env: str = "SENTINEL_GITHUB_WEBHOOK_SECRET"
+
+
+class Schedule(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    cron: str  # five-field crontab, UTC unless `timezone` is set
+    kind: Literal["git", "path", "image", "k8s"]
+    target: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    timezone: str = "UTC"
+
+
+class ServiceSettings(_Strict):
+    service: ServiceSection = Field(default_factory=ServiceSection)  # type: ignore[arg-type]
+    alerts: dict[str, Any] = Field(default_factory=dict)
+    schedules: list[Schedule] = Field(default_factory=list)
+    source: str | None = None  # the file it came from
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def load(path: Path | str | None = None) -> ServiceSettings:
+    import tomllib
+
+    from sentinel.errors import ConfigError
+    from sentinel.fingerprint import sentinel_home
+    from sentinel.sources.safeio import FileTooLarge, read_regular
+
+    explicit = path or os.environ.get(ENV_CONFIG)
+    p = Path(explicit) if explicit else sentinel_home() / FILE_NAME
+    try:
+        text = read_regular(p, 1024 * 1024).decode("utf-8")
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"service config {p}: no such file") from None
+        return ServiceSettings()
+    except FileTooLarge:
+        raise ConfigError(f"service config {p} is larger than 1 MB") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read service config {p}: {exc}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"service config {p}: {exc}") from None
+    try:
+        return ServiceSettings.model_validate({**doc, "source": str(p)})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"service config {p}: {where}: {err['msg']}") from None
