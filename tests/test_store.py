@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from sentinel.store import migrate
 from sentinel.store.models import Finding, Occurrence, Scan
 from tests.conftest import run_cli, token
+
+HEAD = migrate.head()
 
 
 def _count(store, model, *where) -> int:  # type: ignore[no-untyped-def]
@@ -29,9 +32,9 @@ def test_db_current_and_upgrade(empty_db_url: str) -> None:
     assert "empty" in before.stdout and "sentinel db upgrade" in before.stdout
     up = run_cli("db", "upgrade", env=env)
     assert up.returncode == 0, up.stderr
-    assert "upgraded empty -> 0001" in up.stdout
+    assert f"upgraded empty -> {HEAD}" in up.stdout
     again = run_cli("db", "upgrade", env=env)
-    assert "already at 0001" in again.stdout
+    assert f"already at {HEAD}" in again.stdout
     now = run_cli("db", "current", env=env)
     assert now.returncode == 0 and "(current)" in now.stdout
     if empty_db_url.startswith("postgresql"):
@@ -52,7 +55,7 @@ def test_two_processes_upgrading_at_once_do_not_race(empty_db_url: str) -> None:
     ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
-    assert sum("upgraded empty -> 0001" in o for o, _ in outs) == 1, outs
+    assert sum(f"upgraded empty -> {HEAD}" in o for o, _ in outs) == 1, outs
     assert run_cli("db", "current", env={"SENTINEL_DATABASE_URL": empty_db_url}).returncode == 0
 
 
