@@ -105,15 +105,37 @@ def _insert(
     """Insert what is not there yet; with ``returning``, the rows this call inserted."""
     if not rows:
         return []
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(model).on_conflict_do_nothing(index_elements=[key])
+    table = model.__table__
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return _insert_pg(conn, table, rows, key, returning)
+    from sqlalchemy.dialects.sqlite import insert
+
+    stmt = insert(table).on_conflict_do_nothing(index_elements=[key])
     if returning is None:
-        session.execute(stmt, rows)
+        conn.execute(stmt, rows)  # in-process executemany: fast on SQLite
         return []
-    return list(session.execute(stmt.returning(*returning), rows))
+    return list(conn.execute(stmt.returning(*returning), rows))
+
+
+def _insert_pg(
+    conn: Any, table: Any, rows: list[dict[str, Any]], key: str, returning: Any
+) -> list[Any]:
+    """One statement per batch, each column sent as one array (``unnest``): a
+    executemany is a round trip per row, and a multi-row VALUES of thousands of
+    parameters costs more to build and parse than the insert itself."""
+    cols = [c for c in table.columns if c.name in rows[0]]
+    casts = ", ".join(f"%s::{c.type.compile(dialect=conn.dialect)}[]" for c in cols)
+    names = ", ".join(f'"{c.name}"' for c in cols)
+    sql = (
+        f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({casts}) '
+        f'ON CONFLICT ("{key}") DO NOTHING'
+    )
+    if returning is not None:
+        sql += " RETURNING " + ", ".join(f'"{r.key}"' for r in returning)
+    params = tuple([r[c.name] for r in rows] for c in cols)
+    result = conn.exec_driver_sql(sql, params)
+    return list(result) if returning is not None else []
 
 
 def _chunks(items: Sequence[Any], n: int = _BATCH) -> Iterable[Sequence[Any]]:
@@ -198,7 +220,10 @@ def ingest(
     seen_ids = [f.id for fp, f in existing.items() if fp not in new_fps]
     res.findings_seen = len(seen_ids)
     for chunk in _chunks(seen_ids):
-        session.execute(update(Finding).where(Finding.id.in_(chunk)).values(last_seen=now))
+        session.execute(
+            update(Finding).where(Finding.id.in_(chunk)).values(last_seen=now),
+            execution_options={"synchronize_session": False},
+        )
     # a higher severity or confidence seen later upgrades the finding's headline
     for fp, occ in by_fp.items():
         f = existing[fp]
@@ -247,7 +272,8 @@ def ingest(
         session.execute(
             update(Occurrence)
             .where(Occurrence.location_key.in_(chunk))
-            .values(last_seen=now, last_scan_id=scan.id, gone_at=None)
+            .values(last_seen=now, last_scan_id=scan.id, gone_at=None),
+            execution_options={"synchronize_session": False},
         )
     if complete:
         scope = targets | {(_source_of(scan.kind), default_target)}
@@ -260,7 +286,8 @@ def ingest(
                     Occurrence.gone_at.is_(None),
                     (Occurrence.last_scan_id != scan.id) | Occurrence.last_scan_id.is_(None),
                 )
-                .values(gone_at=now)
+                .values(gone_at=now),
+                execution_options={"synchronize_session": False},
             )
             res.occurrences_gone += int(getattr(result, "rowcount", 0) or 0)
     scan.findings_new = len(res.new_findings)

@@ -94,7 +94,9 @@ def make_engine(url: str | None = None, **kw: Any) -> Engine:
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 20)
     kw.setdefault("pool_pre_ping", True)
-    return create_engine(url, connect_args={"connect_timeout": 10}, **kw)
+    # prepare_threshold None: psycopg would otherwise prepare a statement after five runs,
+    # and PostgreSQL's generic plan for "key IN (500 parameters)" is a sequential scan
+    return create_engine(url, connect_args={"connect_timeout": 10, "prepare_threshold": None}, **kw)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
