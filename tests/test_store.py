@@ -273,3 +273,37 @@ def test_store_refuses_the_public_key_and_a_foreign_key(store_env, monkeypatch, 
         env={"SENTINEL_FINGERPRINT_KEY": PUBLIC_KEY.decode()},
     )
     assert public.returncode == 2 and "built-in public one" in public.stderr
+
+
+def test_concurrent_stores_of_the_same_secret_make_one_finding(store_env, store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "a.env").write_text("".join(f"T{i}={token('ghp', 300 + i)}\n" for i in range(20)))
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sentinel.cli.main",
+                "scan",
+                "path",
+                str(work),
+                "--store",
+                "-f",
+                "json",
+                "-o",
+                os.devnull,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [1, 1, 1, 1], outs
+    assert _count(store, Finding) == 20
+    assert _count(store, Occurrence) == 20
+    assert _count(store, Scan) == 4
+    # each finding is new to exactly one of the four scans
+    assert sum(int(e.split(" new finding")[0].rsplit(", ", 1)[1]) for _, e in outs) == 20
