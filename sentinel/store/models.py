@@ -131,8 +131,12 @@ class Finding(Base):
 
     __table_args__ = (
         Index("ix_findings_status_severity", "status", "severity"),
-        Index("ix_findings_rule", "rule_id"),
-        Index("ix_findings_last_seen", "last_seen"),
+        # each listing filter leads an index ending in the sort key (sentinel.store.queries)
+        Index("ix_findings_last_seen_id", "last_seen", "id"),
+        Index("ix_findings_first_seen_id", "first_seen", "id"),
+        Index("ix_findings_status_last_seen", "status", "last_seen", "id"),
+        Index("ix_findings_severity_last_seen", "severity", "last_seen", "id"),
+        Index("ix_findings_rule_last_seen", "rule_id", "last_seen", "id"),
         Index("ix_findings_secret_key", "secret_key_id"),
         Index("ix_findings_first_scan", "first_scan_id"),
     )
@@ -170,7 +174,8 @@ class Occurrence(Base):
 
     __table_args__ = (
         Index("ix_occurrences_finding", "finding_id", "source"),
-        Index("ix_occurrences_target", "target", "source"),
+        Index("ix_occurrences_finding_id", "finding_id", "id"),
+        Index("ix_occurrences_target_finding", "target", "source", "finding_id"),
     )
 
 

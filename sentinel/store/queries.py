@@ -1,0 +1,444 @@
+"""Reading and triaging findings, and listing scans: what the API serves.
+
+Every list is keyset-paginated: the cursor is an opaque base64 of the sort key and the
+id of the last row given, so a page is one index range scan whatever its depth, and
+rows inserted between pages never shift what comes next (no row is given twice; a new
+row sorting before the cursor is simply not on later pages). One caveat of sorting by
+``last_seen``: a finding seen again by a scan moves to the front, so a walk in progress
+does not meet it again (nor twice).
+
+Filters are chosen to use the indexes of migration 0002: status, severity and rule each
+lead an index ending in (last_seen, id); source kind and target test occurrences with
+EXISTS / IN over (finding_id, source) and (target, source, finding_id). Sorting by
+severity walks the severities in rank order, one (severity, last_seen, id) range each,
+instead of sorting by a computed rank.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+
+from sentinel.store.models import (
+    FINDING_STATUSES,
+    SCAN_STATUSES,
+    TRIAGE_STATUSES,
+    Finding,
+    Occurrence,
+    Scan,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+T = TypeVar("T")
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")  # most severe first
+CONFIDENCES = ("high", "medium", "low")
+SOURCES = ("git", "file", "image", "k8s")
+FINDING_SORTS = ("last_seen", "first_seen", "severity")
+ORDERS = ("desc", "asc")
+ROTATION_STATUSES = tuple(s for s in FINDING_STATUSES if s not in TRIAGE_STATUSES)
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+OCCURRENCES_PAGE = 1000
+MAX_REASON = 2000
+_MAX_CURSOR = 1024
+_MAX_TEXT = 200
+
+
+class QueryError(ValueError):
+    """A request the store cannot answer as asked (a bad filter, cursor or limit): the
+    API's 422, with this one-line message."""
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(Exception):
+    """The object is in a state that refuses this change (the API's 409)."""
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class FindingFilter:
+    status: str | None = None
+    severity: str | None = None
+    confidence: str | None = None
+    rule: str | None = None  # an exact rule id, or a prefix ending in "*" ("aws.*")
+    source: str | None = None  # occurrence source kind: git | file | image | k8s
+    target: str | None = None  # an occurrence's exact target (repository, path, image)
+    since: datetime | None = None  # last seen at or after
+    q: str | None = None  # text in the rule id or the redacted preview
+
+    def check(self) -> None:
+        _one_of("status", self.status, FINDING_STATUSES)
+        _one_of("severity", self.severity, SEVERITIES)
+        _one_of("confidence", self.confidence, CONFIDENCES)
+        _one_of("source", self.source, SOURCES)
+        for name in ("rule", "target", "q"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            limit = 4096 if name == "target" else _MAX_TEXT
+            if not value or len(value) > limit:
+                raise QueryError(f"{name}: give 1 to {limit} characters")
+            if any(ord(c) < 32 or ord(c) == 127 for c in value):
+                raise QueryError(f"{name}: control characters are not allowed")
+        if self.rule is not None and "*" in self.rule[:-1]:
+            raise QueryError("rule: '*' may only end a prefix, as in aws.*")
+        if self.since is not None and self.since.tzinfo is None:
+            raise QueryError("since: give a time zone (e.g. 2026-01-01T00:00:00Z)")
+
+
+def _one_of(name: str, value: str | None, allowed: Sequence[str]) -> None:
+    if value is not None and value not in allowed:
+        raise QueryError(f"{name}: {value[:40]!r} is not one of {', '.join(allowed)}")
+
+
+def check_limit(limit: int, most: int = MAX_LIMIT) -> int:
+    if not 1 <= limit <= most:
+        raise QueryError(f"limit: give 1 to {most}")
+    return limit
+
+
+# -- cursors -------------------------------------------------------------------------
+
+
+def encode_cursor(kind: str, key: Sequence[Any]) -> str:
+    values = [v.isoformat() if isinstance(v, datetime) else v for v in key]
+    raw = json.dumps([kind, *values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, kind: str, types: Sequence[type]) -> list[Any]:
+    """The key in ``cursor``, checked to be one given out for ``kind`` (a list, a sort
+    and order) with values of ``types``."""
+    bad = QueryError("cursor: not one this API gave out for this listing and sort")
+    if len(cursor) > _MAX_CURSOR:
+        raise bad
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        doc = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise bad from None
+    if not isinstance(doc, list) or len(doc) != len(types) + 1 or doc[0] != kind:
+        raise bad
+    out: list[Any] = []
+    for value, typ in zip(doc[1:], types, strict=True):
+        if typ is datetime:
+            if not isinstance(value, str):
+                raise bad
+            try:
+                dt = datetime.fromisoformat(value)
+            except ValueError:
+                raise bad from None
+            if dt.tzinfo is None:
+                raise bad
+            out.append(dt)
+        elif typ is int:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise bad
+            out.append(value)
+        else:
+            if not isinstance(value, str):
+                raise bad
+            out.append(value)
+    return out
+
+
+# -- findings ------------------------------------------------------------------------
+
+
+def _prefix_range(prefix: str) -> tuple[str, str] | None:
+    """[prefix, next) bounds that hold exactly the strings starting with ``prefix``
+    under a byte-order collation (SQLite's default, and C / C.UTF-8 on PostgreSQL)."""
+    if not prefix:
+        return None
+    last = prefix[-1]
+    if ord(last) >= 0x10FFFF:
+        return None
+    return prefix, prefix[:-1] + chr(ord(last) + 1)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _conditions(flt: FindingFilter) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    if flt.status:
+        conds.append(Finding.status == flt.status)
+    if flt.severity:
+        conds.append(Finding.severity == flt.severity)
+    if flt.confidence:
+        conds.append(Finding.confidence == flt.confidence)
+    if flt.rule:
+        if flt.rule.endswith("*"):
+            prefix = flt.rule[:-1]
+            bounds = _prefix_range(prefix)
+            if bounds is not None:
+                conds.append(Finding.rule_id >= bounds[0])
+                conds.append(Finding.rule_id < bounds[1])
+            # exact under any collation; the range above is what uses the index
+            conds.append(Finding.rule_id.like(_like_escape(prefix) + "%", escape="\\"))
+        else:
+            conds.append(Finding.rule_id == flt.rule)
+    if flt.since is not None:
+        conds.append(Finding.last_seen >= flt.since)
+    if flt.target is not None:
+        # one index range over (target, source, finding_id), not a probe per finding
+        sub = select(Occurrence.finding_id).where(Occurrence.target == flt.target)
+        if flt.source:
+            sub = sub.where(Occurrence.source == flt.source)
+        conds.append(Finding.id.in_(sub))
+    elif flt.source:
+        conds.append(
+            exists().where(Occurrence.finding_id == Finding.id, Occurrence.source == flt.source)
+        )
+    if flt.q:
+        pattern = "%" + _like_escape(flt.q.lower()) + "%"
+        conds.append(
+            or_(
+                func.lower(Finding.rule_id).like(pattern, escape="\\"),
+                func.lower(Finding.redacted).like(pattern, escape="\\"),
+            )
+        )
+    return conds
+
+
+def _keyed(
+    stmt: Select[tuple[Finding]],
+    cols: Sequence[Any],
+    after: Sequence[Any] | None,
+    desc: bool,
+) -> Select[tuple[Finding]]:
+    if after is not None:
+        key = tuple_(*cols)
+        bound = tuple_(*[_bind(c, v) for c, v in zip(cols, after, strict=True)])
+        stmt = stmt.where(key < bound if desc else key > bound)
+    return stmt.order_by(*[c.desc() if desc else c.asc() for c in cols])
+
+
+def _bind(col: Any, value: Any) -> Any:
+    from sqlalchemy import literal
+
+    return literal(value, type_=col.type)
+
+
+def list_findings(
+    session: Session,
+    flt: FindingFilter | None = None,
+    *,
+    sort: str = "last_seen",
+    order: str = "desc",
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page[Finding]:
+    flt = flt or FindingFilter()
+    flt.check()
+    _one_of("sort", sort, FINDING_SORTS)
+    _one_of("order", order, ORDERS)
+    check_limit(limit)
+    desc = order == "desc"
+    kind = f"findings:{sort}:{order}"
+    conds = _conditions(flt)
+    if sort == "severity":
+        return _by_severity(session, flt, conds, kind, desc, limit, cursor)
+    col = Finding.last_seen if sort == "last_seen" else Finding.first_seen
+    after = decode_cursor(cursor, kind, (datetime, int)) if cursor else None
+    stmt = _keyed(select(Finding).where(*conds), (col, Finding.id), after, desc)
+    rows = list(session.scalars(stmt.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = None
+    if more:
+        last = rows[-1]
+        nxt = encode_cursor(kind, (getattr(last, sort), last.id))
+    return Page(rows, nxt)
+
+
+def _by_severity(
+    session: Session,
+    flt: FindingFilter,
+    conds: list[ColumnElement[bool]],
+    kind: str,
+    desc: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page[Finding]:
+    ranks = list(SEVERITIES if desc else reversed(SEVERITIES))
+    start, after = 0, None
+    if cursor:
+        sev, seen, fid = decode_cursor(cursor, kind, (str, datetime, int))
+        if sev not in ranks:
+            raise QueryError("cursor: not one this API gave out for this listing and sort")
+        start, after = ranks.index(sev), (seen, fid)
+    if flt.severity:
+        ranks_left = [s for s in ranks[start:] if s == flt.severity]
+    else:
+        ranks_left = ranks[start:]
+    rows: list[Finding] = []
+    for i, sev in enumerate(ranks_left):
+        first = i == 0 and ranks_left[0] == ranks[start]
+        stmt = select(Finding).where(*conds, Finding.severity == sev)
+        stmt = _keyed(stmt, (Finding.last_seen, Finding.id), after if first else None, desc)
+        rows.extend(session.scalars(stmt.limit(limit + 1 - len(rows))))
+        if len(rows) > limit:
+            break
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = None
+    if more:
+        last = rows[-1]
+        nxt = encode_cursor(kind, (last.severity, last.last_seen, last.id))
+    return Page(rows, nxt)
+
+
+def get_finding(session: Session, finding_id: int) -> Finding:
+    f = session.get(Finding, finding_id)
+    if f is None:
+        raise NotFound(f"no finding {finding_id}")
+    return f
+
+
+def occurrences_of(
+    session: Session,
+    finding_id: int,
+    *,
+    limit: int = OCCURRENCES_PAGE,
+    cursor: str | None = None,
+) -> Page[Occurrence]:
+    """A finding's occurrences in the order they were first recorded, a page at a time."""
+    check_limit(limit, OCCURRENCES_PAGE)
+    kind = f"occurrences:{finding_id}"
+    stmt = select(Occurrence).where(Occurrence.finding_id == finding_id)
+    if cursor:
+        (after,) = decode_cursor(cursor, kind, (int,))
+        stmt = stmt.where(Occurrence.id > after)
+    rows = list(session.scalars(stmt.order_by(Occurrence.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(kind, (rows[-1].id,)) if more else None)
+
+
+def count_occurrences(session: Session, finding_id: int, *, present_only: bool = False) -> int:
+    stmt = select(func.count()).select_from(Occurrence).where(Occurrence.finding_id == finding_id)
+    if present_only:
+        stmt = stmt.where(Occurrence.gone_at.is_(None))
+    return int(session.scalar(stmt) or 0)
+
+
+@dataclass(frozen=True)
+class Triage:
+    finding: Finding
+    previous: str
+
+
+def triage(
+    session: Session,
+    finding_id: int,
+    status: str,
+    *,
+    reason: str | None,
+    who: str,
+    now: datetime | None = None,
+) -> Triage:
+    """Set a finding's triage status (the caller commits; on SQLite it should have
+    begun with ``writing``). ``ignored`` and ``false_positive`` need a reason; ``open``
+    reopens. A finding in a rotation state is rotation's to move: Conflict."""
+    _one_of("status", status, TRIAGE_STATUSES)
+    reason = (reason or "").strip() or None
+    if status != "open" and reason is None:
+        raise QueryError(f"reason: required to mark a finding {status}")
+    if reason is not None and (len(reason) > MAX_REASON or "\x00" in reason):
+        raise QueryError(f"reason: at most {MAX_REASON} characters, no NUL")
+    now = now or utcnow()
+    f = session.get(Finding, finding_id, with_for_update=True)
+    if f is None:
+        raise NotFound(f"no finding {finding_id}")
+    previous = f.status
+    if previous not in TRIAGE_STATUSES:
+        raise Conflict(
+            f"finding {finding_id} is {previous}: rotation decides its status, not triage"
+        )
+    # one conditional update: a rotation that started meanwhile is not overwritten
+    res = session.execute(
+        update(Finding)
+        .where(Finding.id == finding_id, Finding.status.in_(TRIAGE_STATUSES))
+        .values(status=status, triaged_by=who, triaged_at=now, triage_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(res, "rowcount", 1):
+        raise Conflict(f"finding {finding_id} changed state meanwhile; read it again")
+    session.refresh(f)
+    return Triage(f, previous)
+
+
+# -- scans ---------------------------------------------------------------------------
+
+
+def list_scans(
+    session: Session,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page[Scan]:
+    """Newest first."""
+    _one_of("status", status, SCAN_STATUSES)
+    if kind is not None and (not kind or len(kind) > 16):
+        raise QueryError("kind: give 1 to 16 characters")
+    check_limit(limit)
+    ckind = "scans"
+    stmt = select(Scan)
+    if status:
+        stmt = stmt.where(Scan.status == status)
+    if kind:
+        stmt = stmt.where(Scan.kind == kind)
+    if cursor:
+        created, sid = decode_cursor(cursor, ckind, (datetime, str))
+        stmt = stmt.where(
+            or_(
+                Scan.created_at < _bind(Scan.created_at, created),
+                and_(Scan.created_at == _bind(Scan.created_at, created), Scan.id < sid),
+            )
+        )
+    stmt = stmt.order_by(Scan.created_at.desc(), Scan.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor(ckind, (rows[-1].created_at, rows[-1].id)) if more else None
+    return Page(rows, nxt)
+
+
+def get_scan(session: Session, scan_id: str) -> Scan:
+    s = session.get(Scan, scan_id) if len(scan_id) <= 32 else None
+    if s is None:
+        raise NotFound(f"no scan {scan_id[:40]}")
+    return s
