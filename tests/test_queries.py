@@ -128,9 +128,8 @@ def test_filters(store) -> None:  # type: ignore[no-untyped-def]
     assert len(of(since=BASE + timedelta(minutes=3))) == 3
     with pytest.raises(Q.QueryError, match="status"):
         of(status="nope")
-    with pytest.raises(Q.QueryError, match="cursor"):
-        with store.sessions() as s:
-            Q.list_findings(s, cursor="garbage")
+    with pytest.raises(Q.QueryError, match="cursor"), store.sessions() as s:
+        Q.list_findings(s, cursor="garbage")
     with store.sessions() as s:
         p = Q.list_findings(s, limit=2)
         assert p.next_cursor

@@ -35,8 +35,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 # git's transport helpers: "<name>::<address>" (ext::, fd::, and any remote-<name>)
 _HELPER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.-]*::")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_SCP = re.compile(r"^(?P<user>[A-Za-z0-9_][A-Za-z0-9._-]*)@(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*):(?P<path>.+)$")
-_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+_SCP = re.compile(
+    r"^(?P<user>[A-Za-z0-9_][A-Za-z0-9._-]*)@(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*):(?P<path>.+)$"
+)
+_HOST = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
+)
 _REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}$")
 _SINCE = re.compile(r"^[0-9A-Za-z:.+ -]{1,40}$")
 _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
@@ -138,7 +142,9 @@ def check_git(target: str, service: ServiceSection) -> str:
         if path.startswith("-") or path.startswith("/-"):
             raise TargetRefused("repository path starts with '-' (it would be read as an option)")
         if ":" in scp.group("user") or "@" in path:
-            raise TargetRefused("credentials in a git URL are refused: configure them in the service")
+            raise TargetRefused(
+                "credentials in a git URL are refused: configure them in the service"
+            )
         return target
     if target.startswith("/"):
         return check_local(target, service)
@@ -149,7 +155,9 @@ def check_git(target: str, service: ServiceSection) -> str:
 
 def _git_url(target: str, scheme: str, service: ServiceSection) -> str:
     if scheme == "file":
-        raise TargetRefused("file:// URLs are refused: a local repository must be under a scan root")
+        raise TargetRefused(
+            "file:// URLs are refused: a local repository must be under a scan root"
+        )
     allowed = {"https", "ssh"} | ({"http"} if service.git_http_loopback else set())
     if scheme not in allowed:
         raise TargetRefused(f"{scheme}:// is refused: git URLs must be https:// or ssh://")
@@ -247,14 +255,18 @@ def check_image(target: str, service: ServiceSection) -> str:
     if target.startswith("/"):
         return check_local(target, service)
     if "://" in target or target.startswith(".") or _HELPER.match(target):
-        raise TargetRefused("image must be a registry reference (registry/name:tag) or an absolute path")
+        raise TargetRefused(
+            "image must be a registry reference (registry/name:tag) or an absolute path"
+        )
     m = _IMAGE.match(target)
     if not m:
         raise TargetRefused("image is not a valid reference (registry/name[:tag][@sha256:...])")
     registry = registry_of(m.group("name"))
     allow = {r.lower().rstrip("/") for r in service.registry_allowlist}
-    if allow and registry not in allow and not (
-        registry == "docker.io" and {"index.docker.io", "registry-1.docker.io"} & allow
+    if (
+        allow
+        and registry not in allow
+        and not (registry == "docker.io" and {"index.docker.io", "registry-1.docker.io"} & allow)
     ):
         raise TargetRefused(f"registry {registry} is not on the service's registry_allowlist")
     if os.path.lexists(target) or target.endswith((".tar", ".tar.gz", ".tgz")):
@@ -297,7 +309,7 @@ def check_context(target: str) -> str:
     # read now, as the scan's child will (the library fixes its default at import)
     path = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     try:
-        contexts, active = config.list_kube_config_contexts(config_file=path)
+        contexts, active = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
     except ConfigException:
         raise TargetRefused("the service has no usable kubeconfig for cluster scans") from None
     except OSError:

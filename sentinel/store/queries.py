@@ -232,11 +232,11 @@ def _conditions(flt: FindingFilter) -> list[ColumnElement[bool]]:
 
 
 def _keyed(
-    stmt: Select[tuple[Finding]],
+    stmt: Select[Finding],
     cols: Sequence[Any],
     after: Sequence[Any] | None,
     desc: bool,
-) -> Select[tuple[Finding]]:
+) -> Select[Finding]:
     if after is not None:
         key = tuple_(*cols)
         bound = tuple_(*[_bind(c, v) for c, v in zip(cols, after, strict=True)])
@@ -298,10 +298,7 @@ def _by_severity(
         if sev not in ranks:
             raise QueryError("cursor: not one this API gave out for this listing and sort")
         start, after = ranks.index(sev), (seen, fid)
-    if flt.severity:
-        ranks_left = [s for s in ranks[start:] if s == flt.severity]
-    else:
-        ranks_left = ranks[start:]
+    ranks_left = [s for s in ranks[start:] if flt.severity in (None, s)]
     rows: list[Finding] = []
     for i, sev in enumerate(ranks_left):
         first = i == 0 and ranks_left[0] == ranks[start]
