@@ -39,6 +39,8 @@ class ServiceSection(_Strict):
     # plain-HTTP git remotes on loopback (test setups only); otherwise https and ssh
     git_http_loopback: bool = False
     mirrors_dir: Path | None = None  # bare mirrors of webhook repositories
+    mirror_timeout_seconds: float = Field(900, gt=0)  # one clone or fetch, wall clock
+    mirror_max_bytes: int = Field(4 * 1024**3, ge=1024 * 1024)  # a mirror's size on disk
     # env var holding the GitHub webhook secret (X-Hub-Signature-256)
     github_webhook_secret_env: str = "SENTINEL_GITHUB_WEBHOOK_SECRET"
 

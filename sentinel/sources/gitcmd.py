@@ -150,3 +150,60 @@ def safe_argv(git_dir: str | None = None, *, keep: tuple[str, ...] = ()) -> list
     if git_dir is not None:
         argv.append(f"--git-dir={git_dir}")
     return argv
+
+
+# -- fetching from a remote nobody here controls -------------------------------------------------
+#
+# A mirror fetch is the one git call that talks to a remote. It keeps every override above
+# except the transport keys, which it sets itself: https and ssh only (plain http only
+# for a loopback test server, when the caller allows it), ssh in batch mode with no user
+# configuration, no credential helper, no redirects, every received object checked, no
+# submodules, and a transfer that stalls aborted. The repository's own content and refs
+# are the remote's; nothing in them runs here (a bare mirror has no work tree, so no
+# checkout filters, no hooks: core.hooksPath is /dev/null).
+
+FETCH_SSH_COMMAND = "ssh -F /dev/null -o BatchMode=yes"
+_FETCH_REPLACED = frozenset({"protocol.allow", "core.sshCommand"})
+
+
+def fetch_overrides(*, allow_http: bool = False) -> tuple[tuple[str, str], ...]:
+    """The transport settings of a mirror fetch (see above)."""
+    return (
+        ("protocol.allow", "never"),
+        ("protocol.https.allow", "always"),
+        ("protocol.ssh.allow", "always"),
+        ("protocol.http.allow", "always" if allow_http else "never"),
+        ("protocol.file.allow", "never"),
+        ("protocol.ext.allow", "never"),
+        ("protocol.git.allow", "never"),
+        ("core.sshCommand", FETCH_SSH_COMMAND),
+        ("ssh.variant", "ssh"),
+        ("http.followRedirects", "false"),
+        ("http.lowSpeedLimit", "1024"),
+        ("http.lowSpeedTime", "60"),
+        ("transfer.fsckObjects", "true"),
+        ("fetch.fsckObjects", "true"),
+        ("submodule.recurse", "false"),
+        ("fetch.recurseSubmodules", "false"),
+        ("fetch.writeCommitGraph", "false"),
+        ("fetch.showForcedUpdates", "false"),
+    )
+
+
+def fetch_argv(git_dir: str, *, allow_http: bool = False) -> list[str]:
+    """``git``, the target overrides and the fetch profile, then ``--git-dir``."""
+    argv = safe_argv(None, keep=tuple(_FETCH_REPLACED))
+    for key, value in fetch_overrides(allow_http=allow_http):
+        argv += ["-c", f"{key}={value}"]
+    return [*argv, f"--git-dir={git_dir}"]
+
+
+def fetch_env(*, allow_http: bool = False) -> dict[str, str]:
+    """The environment of a mirror fetch: a scan's (no GIT_* of ours, no system or global
+    configuration, so no credential helper or url rewrite from the user's files), with
+    the same protocol list as the command line (the variable wins over configuration)."""
+    env = safe_env(hook=False)
+    env["GIT_ALLOW_PROTOCOL"] = "https:ssh:http" if allow_http else "https:ssh"
+    env["GIT_SSH_VARIANT"] = "ssh"
+    env.pop("SSH_ASKPASS", None)
+    return env
