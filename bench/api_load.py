@@ -441,9 +441,7 @@ def sentinel_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "sentinel", *args]
 
 
-def run_load(
-    url: str, backend: str, args: argparse.Namespace, n_findings: int
-) -> dict[str, Any]:
+def run_load(url: str, backend: str, args: argparse.Namespace, n_findings: int) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="sentinel-api-load-"))
     env = {
         **os.environ,
@@ -544,8 +542,11 @@ def run_load(
             "non2xx_by_kind": w["non2xx_by_kind"],
             "cpu_seconds": {
                 "server": round(cpu1 - cpu0, 1),
-                "wrk": round((r1.children_user + r1.children_system)
-                             - (r0.children_user + r0.children_system), 1),
+                "wrk": round(
+                    (r1.children_user + r1.children_system)
+                    - (r0.children_user + r0.children_system),
+                    1,
+                ),
                 "wall": round(t1 - t0, 1),
             },
         }
@@ -558,6 +559,82 @@ def run_load(
             server.wait()
         log.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def store_timings(url: str, n_findings: int, n: int = 400) -> dict[str, Any]:
+    """The query layer alone (sentinel.store.queries, no HTTP), one request at a time:
+    per filter, the median and p99 of a first page and its next page. Where the API's
+    latency goes when it misses the target: the database, or everything above it."""
+    import statistics
+
+    from sentinel.store import queries
+    from sentinel.store.session import make_engine, session_factory
+
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    rules = top_rules(url, 10)
+    since = EPOCH - dt.timedelta(days=7)
+    cases: dict[str, queries.FindingFilter] = {
+        "unfiltered": queries.FindingFilter(),
+        "status=open": queries.FindingFilter(status="open"),
+        "status=false_positive": queries.FindingFilter(status="false_positive"),
+        "severity=low": queries.FindingFilter(severity="low"),
+        "rule=<top 10>": queries.FindingFilter(rule=rules[0]),
+        "rule=<10th>": queries.FindingFilter(rule=rules[-1]),
+        "source=k8s": queries.FindingFilter(source="k8s"),
+        "source=file": queries.FindingFilter(source="file"),
+        "target=<repo>": queries.FindingFilter(target=repo(97)),
+        "target=<image>": queries.FindingFilter(target=image(60)),
+        "since=7d": queries.FindingFilter(since=since),
+        "status=open&severity=low": queries.FindingFilter(status="open", severity="low"),
+    }
+    out: dict[str, Any] = {}
+    rng = random.Random(5)
+
+    def timed(fn: Any) -> tuple[float, Any]:
+        t0 = time.perf_counter()
+        r = fn()
+        return (time.perf_counter() - t0) * 1000, r
+
+    try:
+        reps = max(5, n // 20)
+        for name, flt in cases.items():
+            ms: list[float] = []
+            with sessions() as s:
+                for _ in range(reps):
+                    t, page = timed(lambda: queries.list_findings(s, flt))  # noqa: B023
+                    ms.append(t)
+                    if page.next_cursor:
+                        c = page.next_cursor
+                        t, _ = timed(lambda: queries.list_findings(s, flt, cursor=c))  # noqa: B023
+                        ms.append(t)
+                    s.expunge_all()
+            ms.sort()
+            out[name] = {
+                "p50_ms": round(statistics.median(ms), 2),
+                "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
+            }
+        ms = []
+        with sessions() as s:
+            for _ in range(n):
+                fid = rng.randint(1, n_findings)
+                t, _ = timed(
+                    lambda: (
+                        queries.get_finding(s, fid),  # noqa: B023
+                        queries.occurrences_of(s, fid),  # noqa: B023
+                        queries.count_occurrences(s, fid),  # noqa: B023
+                    )
+                )
+                ms.append(t)
+                s.expunge_all()
+        ms.sort()
+        out["get one + occurrences"] = {
+            "p50_ms": round(statistics.median(ms), 2),
+            "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
+        }
+    finally:
+        engine.dispose()
+    return out
 
 
 def top_rules(url: str, n: int = 25) -> list[str]:
@@ -593,6 +670,11 @@ def main() -> int:
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--reseed", action="store_true", help="seed again even if cached")
     ap.add_argument("--seed-only", action="store_true")
+    ap.add_argument(
+        "--store-only",
+        action="store_true",
+        help="time the query layer alone (no server, no wrk)",
+    )
     args = ap.parse_args()
     if not args.seed_only and shutil.which("wrk") is None:
         print("api_load: wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -618,12 +700,24 @@ def main() -> int:
         if args.seed_only:
             results[backend] = {"store": info}
             continue
+        if args.store_only:
+            t = store_timings(url, info["findings"])
+            results[backend] = {"store": info, "query_ms": t}
+            print(f"  {'query (one page or get)':32}{'p50 ms':>9}{'p99 ms':>9}")
+            for k, v in t.items():
+                print(f"  {k:32}{v['p50_ms']:>9.2f}{v['p99_ms']:>9.2f}")
+            continue
         info["reset_findings"] = reset_triage(url)
         r = run_load(url, backend, args, info["findings"])
         r["store"] = info
         results[backend] = r
 
     if args.seed_only:
+        return 0
+    if args.store_only:
+        out = ROOT / "bench" / "results" / f"{dt.date.today()}-api-load-store.json"
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {out.relative_to(ROOT)}")
         return 0
     print()
     print(f"{'database':12}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  target met")
