@@ -97,6 +97,45 @@ def uninstall_cmd(repo: RepoOpt = None, hook: HookOpt = None) -> None:
         typer.echo(f"{c.hook}: {note} ({c.path})", err=True)
 
 
+@app.command("deliver")
+def deliver_cmd(
+    repo: Annotated[
+        Path, typer.Option("--repo", help="The server repository whose hook spooled events.")
+    ],
+) -> None:
+    """Send the pre-receive hook's spooled events to the Sentinel service now (for cron:
+    exit 0 when none is left waiting, 1 when some could not be sent)."""
+    from sentinel.display import for_terminal
+    from sentinel.hooks import gitio, spool
+
+    r = gitio.locate(str(repo))
+    result = spool.deliver(r.git_dir, wait=spool.LOCK_WAIT)
+    where = result.endpoint or "the service"
+    if result.busy:
+        typer.echo(
+            f"events: another delivery has held {spool.spool_dir(r.git_dir)} for "
+            f"{spool.LOCK_WAIT:g} s; {result.kept} event(s) waiting",
+            err=True,
+        )
+    for event_id, why in result.rejected:
+        typer.echo(
+            f"events: {event_id} refused: {for_terminal(why)} (moved to "
+            f"{spool.spool_dir(r.git_dir) / spool.REJECTED})",
+            err=True,
+        )
+    typer.echo(f"events: {len(result.delivered)} delivered to {where}", err=True)
+    if result.kept:
+        why = f": {for_terminal(result.problem)}" if result.problem else ""
+        typer.echo(f"events: {result.kept} kept in the spool{why}", err=True)
+    if result.dropped_total:
+        typer.echo(
+            f"events: {result.dropped_total} dropped so far because the spool was full "
+            "(see the hook log)",
+            err=True,
+        )
+    raise typer.Exit(1 if result.kept else 0)
+
+
 def _run(argv: list[str]) -> None:
     from sentinel.hooks.cli import main
 

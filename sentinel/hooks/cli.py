@@ -16,6 +16,7 @@ USAGE = """sentinel hook pre-commit              scan what is staged (run by git
 sentinel hook pre-commit FILE...      scan these files whole (the pre-commit framework's way)
 sentinel hook commit-msg FILE         scan a commit message (run by git with its file)
 sentinel hook pre-receive             scan a push, ref updates on stdin (run by git on a server)
+sentinel hook deliver-events --git-dir DIR   post its spooled events (the hook starts it)
 
 Install them with 'sentinel hooks install' (see 'sentinel hooks --help')."""
 
@@ -30,6 +31,8 @@ def _parser():  # type: ignore[no-untyped-def]
     msg = sub.add_parser("commit-msg", help="scan the commit message in FILE")
     msg.add_argument("file", metavar="FILE")
     sub.add_parser("pre-receive", help="scan the objects a push introduces (stdin: ref updates)")
+    ev = sub.add_parser("deliver-events", help="post the pre-receive hook's spooled events")
+    ev.add_argument("--git-dir", required=True)
     return p
 
 
@@ -45,10 +48,14 @@ def main(argv: list[str]) -> int:
         return _run("commit-msg", argv[1])
     if argv == ["pre-receive"]:
         return _run("pre-receive", None)
+    if len(argv) == 3 and argv[:2] == ["deliver-events", "--git-dir"]:
+        return _deliver(argv[2])
     args = _parser().parse_args(argv)
     if args.hook is None:
         _parser().print_usage(sys.stderr)
         return 2
+    if args.hook == "deliver-events":
+        return _deliver(args.git_dir)
     return _run(args.hook, getattr(args, "file", None))
 
 
@@ -94,3 +101,20 @@ def _run(hook: str, file: str | None) -> int:
 
         print(f"sentinel: error: {for_terminal(exc)}", file=sys.stderr)
         return 2
+
+
+def _deliver(git_dir: str) -> int:
+    """What the pre-receive hook starts, detached, after spooling an event: one
+    delivery round, quietly (its output goes nowhere; the hook log says what failed).
+    Another deliverer already at work: exit at once, it will see this event too."""
+    from sentinel.errors import SentinelError
+    from sentinel.hooks.spool import deliver
+
+    try:
+        result = deliver(git_dir)
+    except SentinelError as exc:
+        from sentinel.display import for_terminal
+
+        print(f"sentinel: error: {for_terminal(exc)}", file=sys.stderr)
+        return 2
+    return 1 if result.kept and not result.busy else 0

@@ -27,6 +27,14 @@ the repository), so an admin sets them where git already reads its own:
                           only its first and last parts scanned; warn says so (to the
                           pusher and in the log), block rejects the push. Overrides
                           ``oversize`` in the sentinel.config file.
+    sentinel.serviceUrl   the Sentinel service (http:// or https://): each blocked push,
+                          break-glass bypass and push let through unscanned is reported
+                          to it as an event, through a local spool and a detached
+                          deliverer (``sentinel.hooks.spool``), never slowing the push
+    sentinel.serviceTokenFile  a file holding the bearer token for it (else
+                          sentinel.serviceToken, else $SENTINEL_SERVICE_TOKEN)
+    sentinel.repositoryUrl how events name this repository (default: its path here)
+    sentinel.spoolMaxEvents  events kept while the service cannot be reached (10000)
 
 The project's own .sentinel.toml and baseline inside the pushed tree are not used:
 a pusher must not be able to approve their own push.
@@ -47,7 +55,7 @@ from typing import Any, TextIO
 
 from sentinel.display import for_terminal
 from sentinel.errors import ConfigError, SentinelError, SourceError
-from sentinel.hooks import gitio
+from sentinel.hooks import gitio, spool
 from sentinel.models import Occurrence, Origin
 
 _OID = re.compile(rb"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -111,6 +119,7 @@ class ServerConfig:
     config: Path | None = None
     log: Path | None = None
     oversize: str | None = None  # None: the sentinel.config file's (default warn)
+    service: Any = None  # spool.ServiceConfig: where events go (url None: nowhere)
 
     @classmethod
     def load(cls, git_dir: str) -> ServerConfig:
@@ -124,9 +133,11 @@ class ServerConfig:
                 "sentinel.config",
                 "sentinel.log",
                 "sentinel.oversize",
+                *spool.SERVICE_KEYS,
             ],
         )
         cfg = cls(log=Path(git_dir) / "sentinel" / "pre-receive.log")
+        cfg.service = spool.ServiceConfig.load(git_dir, values)
         if "sentinel.timeBudget" in values:
             try:
                 cfg.time_budget = float(values["sentinel.timeBudget"])
@@ -564,14 +575,83 @@ def _queue_unscanned(git_dir: str, record: dict[str, Any]) -> str | None:
 
 
 def _finding_record(o: Occurrence) -> dict[str, Any]:
+    """How the log and the service's events name a finding: never its value."""
     return {
         "rule_id": o.rule_id,
+        "severity": o.severity,
+        "confidence": o.confidence,
         "fingerprint": o.fingerprint,
         "redacted": o.redacted,
         "commit": o.origin.commit,
         "path": o.origin.path,
         "line": o.line,
+        "column": o.column,
+        "author": o.origin.author,
+        "email": o.origin.email,
+        "date": o.origin.date,
     }
+
+
+def _report(
+    repo: gitio.Repo,
+    cfg: ServerConfig,
+    record: dict[str, Any],
+    out: TextIO,
+    kind: str,
+    cause: str,
+    reason: str,
+    updates: list[Update] | None,
+    findings: list[dict[str, Any]] | None = None,
+) -> None:
+    """Spool an event for the service and start its deliverer, when sentinel.serviceUrl
+    is set. Whatever goes wrong here is a warning: reporting never fails a push."""
+    service = cfg.service
+    if service is None or not service.url:
+        return
+    try:
+        from sentinel.events import HookEvent, sentinel_version
+
+        event = HookEvent(
+            kind=kind,  # type: ignore[arg-type]
+            repository=service.repository_url or repo.git_dir,
+            pusher=str(record.get("pusher", ""))[:500],
+            cause=cause,
+            reason=reason[:2000],
+            updates=[vars(u) for u in updates or []],
+            findings=findings or [],
+            sentinel_version=sentinel_version(),
+        )
+        note: dict[str, Any] = {"id": event.id, "kind": kind}
+        record["event"] = note
+        try:
+            spool.check_url(service.url)
+        except SentinelError as exc:
+            out.write(
+                f"sentinel: warning: {for_terminal(exc)}; this push's event is kept in "
+                f"{spool.spool_dir(repo.git_dir)} until it is fixed\n"
+            )
+        if service.max_events < 0:
+            out.write(
+                "sentinel: warning: sentinel.spoolMaxEvents is not a whole number from 1 to "
+                f"1000000; {spool.MAX_EVENTS} it is\n"
+            )
+            service.max_events = spool.MAX_EVENTS
+        kept = spool.spool(repo.git_dir, event.body(), event.id, service.max_events)
+        if kept.path is None:
+            note.update(dropped=True, dropped_total=kept.dropped_total, spooled=kept.pending)
+            out.write(
+                f"sentinel: warning: the event spool is full ({kept.pending} events waiting "
+                f"in {spool.spool_dir(repo.git_dir)}); this push's event was dropped "
+                f"({kept.dropped_total} dropped so far). Is the Sentinel service reachable? "
+                "'sentinel hooks deliver --repo' sends what is waiting.\n"
+            )
+            return
+        note["spooled"] = True
+        spool.start_deliverer(repo.git_dir)
+    except Exception as exc:  # a full disk, a bug: the push's outcome stands
+        problem = f"cannot report this push to the Sentinel service: {type(exc).__name__}: {exc}"
+        record.setdefault("event", {})["problem"] = problem
+        out.write(f"sentinel: warning: {for_terminal(problem)}\n")
 
 
 def _describe(o: Occurrence) -> str:
@@ -604,6 +684,15 @@ def pre_receive(
             out.write(f"sentinel: warning: {for_terminal(problem)}\n")
         return rc
 
+    def report(
+        kind: str,
+        cause: str,
+        why: str,
+        pushed: list[Update] | None,
+        findings: list[dict[str, Any]] | None = None,
+    ) -> None:
+        _report(repo, cfg, record, out, kind, cause, why, pushed, findings)
+
     def queue(cause: str, why: str, queued_updates: list[Update] | None) -> None:
         queued = {
             **record,
@@ -625,6 +714,7 @@ def pre_receive(
                 "full scan of it is queued\n"
             )
             queue(cause, why, unscanned_updates)
+            report("push_unscanned", cause, why, unscanned_updates)
             return finish("unscanned", 0, reason=why, cause=cause, queued=True)
         hint = (
             "  Push fewer commits at a time, or ask the server's admin (sentinel.timeBudget,\n"
@@ -637,6 +727,7 @@ def pre_receive(
             f"sentinel: push rejected: {shown}, so it could not be checked for secrets (fail_closed).\n"
             + hint
         )
+        report("push_blocked", cause, why, unscanned_updates)
         return finish("rejected_unscanned", 1, reason=why, cause=cause)
 
     try:
@@ -665,6 +756,7 @@ def pre_receive(
             # accepted unscanned like fail_open, so it must reach the same queue: the
             # secrets a break-glass push may carry are found later, not never
             queue("break_glass", reason, updates)
+            report("push_bypassed", "break_glass", reason, updates)
             return finish("skipped", 0, reason=reason, cause="break_glass", queued=True)
 
     deadline = _Deadline(cfg.time_budget, started)
@@ -710,6 +802,13 @@ def pre_receive(
                 + "  Keep files this large out of the repository (git LFS, an artifact store).\n"
             )
             if not scan.blocking:
+                report(
+                    "push_blocked",
+                    "oversize",
+                    f"{len(scan.oversize)} pushed file(s) over max_file_size "
+                    "(sentinel.oversize = block)",
+                    updates,
+                )
                 return finish("rejected", 1, **counts, reason="oversize", warnings=warned)
         else:
             out.write(
@@ -731,10 +830,12 @@ def pre_receive(
         "with a 'sentinel:allow' comment on its line. Your repository's baseline does not\n"
         "apply here; the server's admin can set one (sentinel.baseline).\n"
     )
-    return finish(
-        "rejected",
-        1,
-        **counts,
-        findings=[_finding_record(o) for o in scan.blocking],
-        warnings=warned,
+    findings = [_finding_record(o) for o in scan.blocking]
+    report(
+        "push_blocked",
+        "secrets",
+        f"{n} secret{'s' if n > 1 else ''} in the pushed commits",
+        updates,
+        findings,
     )
+    return finish("rejected", 1, **counts, findings=findings, warnings=warned)
