@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import warnings
 
 from fastapi import FastAPI
 

@@ -67,6 +67,7 @@ def test_list_filter_and_walk_pages_while_rows_arrive(
         seen += [i["id"] for i in page.json()["items"]]
         cursor = page.json()["next_cursor"]
     assert len(seen) == len(set(seen)) == 12
+
     # filters
     def ids(**params: Any) -> set[int]:
         r = client.get("/v1/findings", headers=reader, params={"limit": 500, **params})
@@ -99,7 +100,9 @@ def test_one_finding_with_occurrences(client: TestClient, opened: Any, tmp_path:
     d = r.json()
     assert d["occurrences_total"] == 5 and d["occurrences_present"] == 5
     assert len(d["occurrences"]) == 2 and d["occurrences_next_cursor"]
-    assert d["occurrences"][0]["path"].endswith("f0.env") and d["occurrences"][0]["source"] == "file"
+    assert (
+        d["occurrences"][0]["path"].endswith("f0.env") and d["occurrences"][0]["source"] == "file"
+    )
     got = [o["id"] for o in d["occurrences"]]
     cur = d["occurrences_next_cursor"]
     while cur:
@@ -151,7 +154,10 @@ def test_triage_is_audited_and_survives_a_rescan(
         f"/v1/findings/{fid}", headers=writer, json={"status": "ignored", "reason": "x"}
     )
     assert conflict.status_code == 409 and "rotating" in conflict.json()["detail"]
-    assert client.patch("/v1/findings/999999", headers=writer, json={"status": "open"}).status_code == 404
+    assert (
+        client.patch("/v1/findings/999999", headers=writer, json={"status": "open"}).status_code
+        == 404
+    )
     bad = client.patch(f"/v1/findings/{fid}", headers=writer, json={"status": "rotated"})
     assert bad.status_code == 422 and bad.json()["detail"].startswith("status")
 
@@ -167,7 +173,9 @@ def test_auth_and_bad_requests_are_problems(client: TestClient, opened: Any) -> 
     r = client.get("/v1/findings", headers=scans_only)
     assert r.status_code == 403 and "findings:read" in r.json()["detail"]
     reader = bearer(make_token(opened, "reader", ["findings:read"]))
-    assert client.patch("/v1/findings/1", headers=reader, json={"status": "open"}).status_code == 403
+    assert (
+        client.patch("/v1/findings/1", headers=reader, json={"status": "open"}).status_code == 403
+    )
     for params in ({"limit": 0}, {"limit": 501}, {"status": "nope"}, {"cursor": "garbage"}):
         r = client.get("/v1/findings", headers=reader, params=params)
         assert r.status_code == 422, params

@@ -228,9 +228,7 @@ def triage_finding(
     with store_of(request).sessions() as s:
         writing(s)
         try:
-            t = queries.triage(
-                s, finding_id, body.status, reason=body.reason, who=principal.actor
-            )
+            t = queries.triage(s, finding_id, body.status, reason=body.reason, who=principal.actor)
         except queries.NotFound as exc:
             raise Problem(404, "Not found", str(exc)) from None
         except queries.Conflict as exc:

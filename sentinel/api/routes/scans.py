@@ -68,7 +68,7 @@ class ScanCreate(BaseModel):
         "root; path / k8s manifests: a path under a scan root; image: a registry "
         "reference; k8s cluster: a context name",
     )
-    options: ScanOptions = Field(default_factory=ScanOptions)
+    options: ScanOptions = Field(default_factory=lambda: ScanOptions.model_validate({}))
 
 
 class ScanAccepted(BaseModel):
