@@ -36,7 +36,7 @@ def make_app(store: Any, settings: Any = None, runner: Any = None) -> FastAPI:
     app.include_router(scans.router)
     app.state.store = store
     app.state.settings = settings
-    app.state.runner = runner
+    app.state.jobs = runner  # the job runner, as sentinel.api.routes.webhooks finds it
     return app
 
 

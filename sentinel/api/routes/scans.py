@@ -246,7 +246,7 @@ def create_scan(
         )
     except TargetRefused as exc:
         raise Problem(422, "Scan target refused", str(exc)) from None
-    runner = getattr(request.app.state, "runner", None)
+    runner = getattr(request.app.state, "jobs", None)
     if runner is None:
         raise Problem(503, "Unavailable", "this service runs no scans (no job runner)")
     store = store_of(request)
