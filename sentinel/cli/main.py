@@ -13,7 +13,16 @@ import sys
 def _app():  # type: ignore[no-untyped-def]
     import typer
 
-    from sentinel.cli import baseline_cmd, db_cmd, hooks_cmd, keys_cmd, rules_cmd, scan_cmd
+    from sentinel.cli import (
+        baseline_cmd,
+        db_cmd,
+        hooks_cmd,
+        keys_cmd,
+        rules_cmd,
+        scan_cmd,
+        serve_cmd,
+        tokens_cmd,
+    )
 
     app = typer.Typer(
         name="sentinel",
@@ -29,6 +38,8 @@ def _app():  # type: ignore[no-untyped-def]
     app.add_typer(hooks_cmd.hook_app, name="hook")
     app.add_typer(db_cmd.app, name="db")
     app.add_typer(keys_cmd.app, name="keys")
+    app.add_typer(tokens_cmd.app, name="tokens")
+    app.command("serve")(serve_cmd.serve)
     return app
 
 

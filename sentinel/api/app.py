@@ -1,0 +1,59 @@
+"""The HTTP API, assembled: one router per resource under ``/v1``, health and metrics at
+the root, JSON problems for every error, a body size cap. Nothing else lives here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from sentinel.settings import ServiceSettings
+    from sentinel.store.facade import Store
+
+
+def create_app(
+    store: Store, settings: ServiceSettings | None = None, runner: Any = None
+) -> FastAPI:
+    import logging
+
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    from sentinel.api import routes
+    from sentinel.api.access import AccessLog
+    from sentinel.api.deps import install_problems, problem_response
+    from sentinel.api.limits import BodyLimit
+    from sentinel.api.metrics import Metrics
+    from sentinel.settings import ServiceSettings
+
+    settings = settings or ServiceSettings()
+    app = FastAPI(
+        title="Sentinel",
+        version="1",
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        description="Secrets found in git history, images and clusters: scans, findings, "
+        "tokens and the audit log. Every route but /healthz, /readyz and /metrics needs a "
+        "bearer token with the scope it names.",
+    )
+    install_problems(app)
+    log = logging.getLogger("sentinel.api")
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        # never a traceback in an answer; the log names the route and the type only
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return problem_response(500, "Internal error", "the server met an unexpected error")
+
+    for router in routes.all_routers():
+        app.include_router(router)
+    app.state.store = store
+    app.state.settings = settings
+    app.state.runner = runner
+    app.state.jobs = runner
+    app.state.metrics = Metrics(store, runner)
+    app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app

@@ -1,0 +1,183 @@
+"""What every router needs: the store, settings and job runner (``app.state``), a
+database session, bearer-token auth with scopes, audit records and JSON problem answers.
+
+Tokens are ``snt_<lookup>_<secret>``: ``lookup`` finds the row, the SHA-256 of the whole
+token is compared in constant time; expired or revoked tokens are 401, a missing scope
+403 (``admin`` holds every scope). The token itself is never stored nor logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sentinel.store.models import ApiToken, AuditRecord, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from sentinel.settings import ServiceSettings
+    from sentinel.store.facade import Store
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: int
+    name: str
+    scopes: frozenset[str]
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.name}"
+
+
+class Problem(Exception):
+    """An error answered as ``application/problem+json`` (RFC 9457), one line."""
+
+    def __init__(
+        self, status: int, title: str, detail: str = "", headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def problem_response(
+    status: int, title: str, detail: str = "", headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
+
+
+def install_problems(app: FastAPI) -> None:
+    """Problem answers for Problem, HTTPException and validation errors; a validation
+    error names the field and what is wrong, never the value given (it may be a secret)."""
+
+    async def _problem(_req: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(exc.status, exc.title, exc.detail, exc.headers)
+
+    async def _http(_req: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return problem_response(
+            exc.status_code, str(exc.detail), "", dict(exc.headers or {}) or None
+        )
+
+    async def _invalid(_req: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(422, "Invalid request", validation_detail(exc.errors()))
+
+    app.add_exception_handler(Problem, _problem)
+    # starlette's own (404 for an unknown route, 405) and FastAPI's subclass of it
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(RequestValidationError, _invalid)
+
+
+def validation_detail(errors: Any) -> str:
+    if not errors:
+        return "the request is not valid"
+    err = errors[0]
+    where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+    return f"{where}: {err.get('msg', 'invalid')}"[:300]
+
+
+def store_of(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def settings_of(request: Request) -> ServiceSettings:
+    from sentinel.settings import ServiceSettings
+
+    settings = getattr(request.app.state, "settings", None)
+    return settings if settings is not None else ServiceSettings()
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    with store_of(request).sessions() as s:
+        yield s
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "Unauthorized", detail, {"WWW-Authenticate": "Bearer"})
+
+
+def authenticate(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value:
+        raise _unauthorized("a bearer token is required")
+    parts = value.split("_")
+    if len(parts) != 3 or parts[0] != "snt" or not parts[1] or len(parts[1]) > 16:
+        raise _unauthorized("the token is not valid")
+    digest = hashlib.sha256(value.encode()).hexdigest()
+    from sqlalchemy import select
+
+    with store_of(request).sessions() as s:
+        row = s.scalars(select(ApiToken).where(ApiToken.lookup == parts[1])).first()
+        if row is None or not hmac.compare_digest(row.token_hash, digest):
+            raise _unauthorized("the token is not valid")
+        now = utcnow()
+        if row.revoked_at is not None:
+            raise _unauthorized("the token was revoked")
+        if row.expires_at is not None and row.expires_at <= now:
+            raise _unauthorized("the token has expired")
+        if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+            # at most one write a minute per token, not one per request
+            from sentinel.store.session import writing
+
+            s.rollback()
+            writing(s)
+            fresh = s.get(ApiToken, row.id)
+            if fresh is not None:
+                fresh.last_used_at = now
+                s.commit()
+        return Principal(row.id, row.name, frozenset(row.scopes or ()))
+
+
+def require(scope: str) -> Callable[..., Principal]:
+    def _dep(principal: Principal = Depends(authenticate)) -> Principal:  # noqa: B008
+        if scope not in principal.scopes and "admin" not in principal.scopes:
+            raise Problem(403, "Forbidden", f"this token lacks the scope {scope}")
+        return principal
+
+    _dep.scope = scope  # type: ignore[attr-defined]  # read by the route-walk test
+    return _dep
+
+
+def audit(
+    session: Session,
+    principal: Principal,
+    request: Request,
+    action: str,
+    object_type: str,
+    object_id: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Add the audit record of a mutation to ``session`` (committed with it)."""
+    session.add(
+        AuditRecord(
+            token_id=principal.token_id,
+            actor=principal.name,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            client=request.client.host if request.client else None,
+            detail=detail or {},
+        )
+    )

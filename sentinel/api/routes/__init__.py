@@ -1,0 +1,12 @@
+"""One router per resource; ``all_routers`` is the list the app includes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def all_routers() -> list[Any]:
+    from sentinel.api.routes import audit, health, tokens
+
+    routers = [health.router, tokens.router, audit.router]
+    return routers
