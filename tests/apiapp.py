@@ -20,24 +20,9 @@ from sentinel.store.models import ApiToken
 
 
 def make_app(store: Any, settings: Any = None, runner: Any = None) -> FastAPI:
-    try:  # the service's own app, once it exists
-        from sentinel.api.app import create_app  # type: ignore[import-not-found]
-    except ImportError:
-        create_app = None
-    if create_app is not None:  # pragma: no cover - depends on the API skeleton
-        app = create_app(store=store, settings=settings, runner=runner)
-        return app
-    from sentinel.api.routes import findings, scans
-    from sentinel.api.routes._service import install_problems
+    from sentinel.api.app import create_app
 
-    app = FastAPI(title="Sentinel", openapi_url="/openapi.json")
-    install_problems(app)
-    app.include_router(findings.router)
-    app.include_router(scans.router)
-    app.state.store = store
-    app.state.settings = settings
-    app.state.jobs = runner  # the job runner, as sentinel.api.routes.webhooks finds it
-    return app
+    return create_app(store=store, settings=settings, runner=runner)
 
 
 def make_token(

@@ -6,7 +6,14 @@ from typing import Any
 
 
 def all_routers() -> list[Any]:
-    from sentinel.api.routes import audit, health, tokens
+    from sentinel.api.routes import audit, findings, health, scans, tokens, webhooks
 
-    routers = [health.router, tokens.router, audit.router]
+    routers = [
+        health.router,
+        findings.router,
+        scans.router,
+        tokens.router,
+        audit.router,
+        webhooks.router,
+    ]
     return routers

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from sentinel.api.routes._service import (
+from sentinel.api.deps import (
     Principal,
     Problem,
     audit,

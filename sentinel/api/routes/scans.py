@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
-from sentinel.api.routes._service import (
+from sentinel.api.deps import (
     Principal,
     Problem,
     audit,
