@@ -307,3 +307,39 @@ def test_concurrent_stores_of_the_same_secret_make_one_finding(store_env, store,
     assert _count(store, Scan) == 4
     # each finding is new to exactly one of the four scans
     assert sum(int(e.split(" new finding")[0].rsplit(", ", 1)[1]) for _, e in outs) == 20
+
+
+def test_first_scans_at_once_agree_on_the_key_without_an_error(store) -> None:  # type: ignore[no-untyped-def]
+    """Regression: the first writer records which fingerprint key the store is under.
+    On PostgreSQL a check-then-insert let two first scans both insert, and one died
+    with a unique violation; now every opener either inserts or reads the same row."""
+    import threading
+
+    from sentinel.fingerprint import FingerprintKey
+    from sentinel.store import facade
+    from sentinel.store.models import Setting
+
+    with store.sessions() as s:
+        s.query(Setting).delete()
+        s.commit()
+    key = FingerprintKey(b"k" * 32, "test")
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def first_open() -> None:
+        barrier.wait()
+        try:
+            facade._check_key(store.sessions, key)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_open) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert _count(store, Setting) == 1
+    other = FingerprintKey(b"o" * 32, "another")
+    with pytest.raises(Exception, match="under fingerprint key"):
+        facade._check_key(store.sessions, other)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -155,7 +156,10 @@ def _options(
 
 
 def _abs(p: Path) -> str:
-    return str(p.expanduser().resolve())
+    """The canonical path the store records. ``os.path.realpath`` rather than
+    ``Path.resolve``: on Python 3.11 ``resolve`` raises ``RuntimeError`` on a symlink
+    loop, which the scan itself reports as a one-line error."""
+    return os.path.realpath(os.path.expanduser(p))
 
 
 class Sink:
@@ -234,7 +238,7 @@ def _is_own_project(target: Path) -> bool:
     try:
         top = target.resolve()
         here = Path.cwd().resolve()
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, on Python 3.11
         return False
     top = top if top.is_dir() else top.parent
     return here == top or top in here.parents

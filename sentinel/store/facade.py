@@ -95,13 +95,14 @@ def _check_key(sessions: sessionmaker[Session], key: FingerprintKey) -> None:
     with sessions() as s:
         row = s.get(Setting, FINGERPRINT_KEY_SETTING)
         if row is None:
+            # the first writer names the key; two first scans at once must not race
+            # (PostgreSQL takes no table lock here): insert-if-absent, then read back
             s.rollback()
             writing(s)
+            s.execute(_insert_absent(s, FINGERPRINT_KEY_SETTING, key.id))
+            s.commit()
             row = s.get(Setting, FINGERPRINT_KEY_SETTING)
-            if row is None:
-                s.add(Setting(name=FINGERPRINT_KEY_SETTING, value=key.id))
-                s.commit()
-                return
+            assert row is not None
         if row.value != key.id:
             raise ConfigError(
                 f"this store's findings are under fingerprint key {row.value}; this "
@@ -109,6 +110,17 @@ def _check_key(sessions: sessionmaker[Session], key: FingerprintKey) -> None:
                 "use the service's key (SENTINEL_FINGERPRINT_KEY or _FILE) so the same "
                 "secret groups into one finding",
             )
+
+
+def _insert_absent(session: Session, name: str, value: str) -> Any:
+    table = Setting.__table__
+    if session.connection().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).values(name=name, value=value).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).values(name=name, value=value).on_conflict_do_nothing()
 
 
 def new_scan_id() -> str:
