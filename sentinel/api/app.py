@@ -54,6 +54,9 @@ def create_app(
     app.state.runner = runner
     app.state.jobs = runner
     app.state.metrics = Metrics(store, runner)
+    # called with the scan id after a scan is stored inside this process (a reported
+    # scan, a hook event); scans run by the job runner go through runner.on_done
+    app.state.on_ingest = []
     app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

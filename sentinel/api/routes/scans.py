@@ -364,6 +364,16 @@ async def receive_report(
     return stored
 
 
+def after_ingest(request: Request, scan_id: str) -> None:
+    """Run the app's after-ingest callbacks (alerts); one failing never fails the
+    request that stored the scan, and is logged without its details."""
+    for cb in request.app.state.on_ingest:
+        try:
+            cb(scan_id)
+        except Exception as exc:  # a callback's failure is its own to report
+            log.error("after-ingest %s failed for scan %s: %s", cb, scan_id, type(exc).__name__)
+
+
 def _store_report(request: Request, principal: Principal, report: ReportIn) -> ReportStored:
     from sentinel.store.facade import record_result
     from sentinel.store.session import writing
@@ -393,6 +403,7 @@ def _store_report(request: Request, principal: Principal, report: ReportIn) -> R
         )
         s.commit()
     log.info("stored reported scan %s: %d occurrence(s)", scan.id, len(result.occurrences))
+    after_ingest(request, scan.id)
     return ReportStored(
         id=scan.id,
         findings_new=len(res.new_findings),
