@@ -23,7 +23,7 @@ def create_app(
     from sentinel.api import routes
     from sentinel.api.access import AccessLog
     from sentinel.api.deps import install_problems, problem_response
-    from sentinel.api.limits import BodyLimit
+    from sentinel.api.limits import BodyLimit, UrlGuard
     from sentinel.api.metrics import Metrics
     from sentinel.settings import ServiceSettings
 
@@ -58,5 +58,6 @@ def create_app(
     # scan, a hook event); scans run by the job runner go through runner.on_done
     app.state.on_ingest = []
     app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
+    app.add_middleware(UrlGuard)
     app.add_middleware(AccessLog)
     return app

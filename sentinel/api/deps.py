@@ -12,9 +12,9 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -37,6 +37,11 @@ class Principal:
     @property
     def actor(self) -> str:
         return f"token:{self.name}"
+
+
+# a row id in a path: bounded to what the database's BIGINT holds, so a huge number is a
+# 422, not an overflow in the driver
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class Problem(Exception):

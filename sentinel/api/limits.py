@@ -1,5 +1,6 @@
-"""A request body cap counted on the bytes as they arrive (a chunked body has no
-Content-Length to trust), answered with a 413 problem."""
+"""What a request may be before any route sees it: a body cap counted on the bytes as
+they arrive (a chunked body has no Content-Length to trust), answered with a 413
+problem; and a path and query free of control characters and valid UTF-8 (400)."""
 
 from __future__ import annotations
 
@@ -65,18 +66,52 @@ class BodyLimit:
 
 
 async def _reject(send: Any, limit: int) -> None:
+    await _problem(send, 413, "Payload too large", f"the request body is over {limit} bytes")
+
+
+def _bad_url(scope: Any) -> str | None:
+    """Why a request's path or query cannot be served, or None. A NUL or other control
+    character, or bytes that are not UTF-8, never name anything here, and PostgreSQL
+    refuses NUL in text: turned away at the door, they never reach a query."""
+    from urllib.parse import unquote_to_bytes
+
+    path: str = scope.get("path", "")
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in path):
+        return "the path holds a control character"
+    raw = scope.get("raw_path")
+    parts = [unquote_to_bytes(raw)] if isinstance(raw, bytes) else []
+    parts.append(unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" ")))
+    for part in parts:
+        if any(b < 32 or b == 127 for b in part):
+            return "the path or query holds a control character"
+        try:
+            part.decode("utf-8")
+        except UnicodeDecodeError:
+            return "the path or query is not UTF-8"
+    return None
+
+
+class UrlGuard:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            why = _bad_url(scope)
+            if why is not None:
+                await _problem(send, 400, "Bad request", why)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _problem(send: Any, status: int, title: str, detail: str) -> None:
     body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": "Payload too large",
-            "status": 413,
-            "detail": f"the request body is over {limit} bytes",
-        }
+        {"type": "about:blank", "title": title, "status": status, "detail": detail}
     ).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(body)).encode()),

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sentinel.api.deps import (
     Principal,
     Problem,
+    RowId,
     audit,
     db_session,
     require,
@@ -189,7 +190,7 @@ def list_findings(
 
 @router.get("/{finding_id}", response_model=FindingDetail, summary="A finding and its occurrences")
 def get_finding(
-    finding_id: int,
+    finding_id: RowId,
     session: DB,
     _p: Annotated[Principal, Depends(require("findings:read"))],
     occurrences_limit: Annotated[
@@ -218,7 +219,7 @@ def get_finding(
 
 @router.patch("/{finding_id}", response_model=FindingOut, summary="Triage a finding")
 def triage_finding(
-    finding_id: int,
+    finding_id: RowId,
     body: TriageIn,
     request: Request,
     principal: Annotated[Principal, Depends(require("findings:write"))],

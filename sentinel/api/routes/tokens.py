@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sentinel.api import tokens
-from sentinel.api.deps import Principal, Problem, audit, db_session, require
+from sentinel.api.deps import Principal, Problem, RowId, audit, db_session, require
 from sentinel.store.models import ApiToken
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
@@ -85,7 +85,7 @@ def list_tokens(
 
 @router.delete("/{token_id}", response_model=TokenOut)
 def revoke_token(
-    token_id: int,
+    token_id: RowId,
     request: Request,
     principal: Annotated[Principal, Depends(require("admin"))],
     session: Annotated[Session, Depends(db_session)],
