@@ -23,4 +23,6 @@ def start_background(
     store: Store, settings: ServiceSettings, runner: Any
 ) -> list[Callable[[], object]]:
     """Start background work; returns the functions that stop it."""
-    return []
+    from sentinel.jobs.scheduler import start_leading
+
+    return [*start_leading(store, settings, runner)]

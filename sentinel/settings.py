@@ -2,8 +2,8 @@
 ``$SENTINEL_HOME/service.toml``; a missing default file means all defaults.
 
 Sections: ``[service]`` (listening, limits, what API-requested scans may read),
-``[alerts.slack]`` and ``[[alerts.routes]]`` (sentinel.alerts), ``[[schedules]]``
-(rescans of registered targets). Unknown keys are refused, so a typo is an error, not a
+``[alerts.slack]`` and ``[[alerts.routes]]`` (sentinel.alerts), ``[scheduler]`` (the
+leader lease, misfires) and ``[[schedules]]`` (rescans of registered targets). Unknown keys are refused, so a typo is an error, not a
 setting silently ignored.
 """
 
@@ -46,17 +46,44 @@ class ServiceSection(_Strict):
 
 
 class Schedule(_Strict):
-    name: str = Field(min_length=1, max_length=100)
-    cron: str  # five-field crontab, UTC unless `timezone` is set
+    """One ``[[schedules]]`` entry: a rescan of a registered target on a cron expression.
+    ``kind``, ``target`` and ``options`` are what ``POST /v1/scans`` takes, checked the
+    same way (sentinel.api.targets) when the service starts and again at each run."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    # five crontab fields (minute hour day month weekday, 0 or 7 = Sunday), or six with a
+    # leading seconds field; in `timezone` (an IANA name), UTC by default
+    cron: str = Field(min_length=1, max_length=200)
     kind: Literal["git", "path", "image", "k8s"]
-    target: str = Field(min_length=1)
-    params: dict[str, Any] = Field(default_factory=dict)
+    target: str = Field(min_length=1, max_length=2048)
+    options: dict[str, Any] = Field(default_factory=dict)
     timezone: str = "UTC"
+    enabled: bool = True
+
+
+class SchedulerSection(_Strict):
+    """``[scheduler]``: one ``sentinel serve`` per database schedules (the leader); the
+    others serve the API and keep trying to take the lead."""
+
+    enabled: bool = True  # false: this process never schedules (API only)
+    # a leader that stops renewing (SQLite lease) is replaced after this long; on
+    # PostgreSQL the advisory lock goes the moment the leader's connection does
+    lease_seconds: float = Field(30, ge=0.5, le=3600)
+    # how often the leader renews and a follower tries to take over (default lease / 3)
+    heartbeat_seconds: float | None = Field(None, gt=0, le=600)
+    # a run missed by up to this long (service down, leader changing) still runs, once
+    misfire_grace_seconds: int = Field(300, ge=1, le=7 * 86400)
+
+    @property
+    def heartbeat(self) -> float:
+        hb = self.heartbeat_seconds or self.lease_seconds / 3
+        return min(hb, self.lease_seconds / 2)
 
 
 class ServiceSettings(_Strict):
     service: ServiceSection = Field(default_factory=ServiceSection)  # type: ignore[arg-type]
     alerts: dict[str, Any] = Field(default_factory=dict)
+    scheduler: SchedulerSection = Field(default_factory=SchedulerSection)  # type: ignore[arg-type]
     schedules: list[Schedule] = Field(default_factory=list)
     source: str | None = None  # the file it came from
 

@@ -44,6 +44,9 @@ def serve(
     logs.configure()
     log = logging.getLogger("sentinel.serve")
     settings = settings_mod.load(config)
+    from sentinel.jobs.scheduler import check_schedules
+
+    check_schedules(settings)  # a bad cron expression stops here, in one line
     if dev and not os.environ.get(crypto.ENV_KEY) and not crypto.key_file_path().exists():
         path = crypto.key_file_path()
         crypto.add_key_to_file(path, crypto.new_key_text())
