@@ -67,6 +67,9 @@ class HookEvent(BaseModel):
     reason: str = Field(default="", max_length=2000)
     updates: list[RefUpdate] = Field(default_factory=list, max_length=10_000)
     findings: list[EventFinding] = Field(default_factory=list, max_length=10_000)
+    # the id (``sentinel.fingerprint.key_id``) of the key the findings' fingerprints are
+    # under: the service groups them with its own findings only when it is its key
+    fingerprint_key: str | None = Field(default=None, pattern=r"^[0-9a-f]{12}$")
     sentinel_version: str = Field(default="unknown", max_length=100)
 
     def body(self) -> bytes:

@@ -610,6 +610,7 @@ def _report(
         return
     try:
         from sentinel.events import HookEvent, sentinel_version
+        from sentinel.fingerprint import installation_key
 
         event = HookEvent(
             kind=kind,  # type: ignore[arg-type]
@@ -619,6 +620,8 @@ def _report(
             reason=reason[:2000],
             updates=[vars(u) for u in updates or []],
             findings=findings or [],
+            # the key scan_push fingerprinted with (only asked for when it was used)
+            fingerprint_key=installation_key().id if findings else None,
             sentinel_version=sentinel_version(),
         )
         note: dict[str, Any] = {"id": event.id, "kind": kind}

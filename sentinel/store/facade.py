@@ -5,6 +5,7 @@ under) and the encryption keyring."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -145,8 +146,12 @@ def record_result(
     params: dict[str, Any] | None = None,
     started: datetime | None = None,
     scan_id: str | None = None,
+    before_commit: Callable[[Session, Scan, IngestResult], None] | None = None,
 ) -> tuple[Scan, IngestResult]:
-    """One finished scan into the store: its Scan row and its occurrences."""
+    """One finished scan into the store: its Scan row and its occurrences.
+
+    ``before_commit`` adds rows that must land in the same transaction (a hook event's
+    record, its audit entry): if committing them fails, the scan is not stored either."""
     from sentinel.store.ingest import ingest
     from sentinel.store.session import writing
 
@@ -193,6 +198,8 @@ def record_result(
                 **scan.stats,
                 "plaintext_not_kept": res.plaintext_refused,
             }
+        if before_commit is not None:
+            before_commit(s, scan, res)
         s.commit()
         return scan, res
 
