@@ -6,12 +6,21 @@ from typing import Any
 
 
 def all_routers() -> list[Any]:
-    from sentinel.api.routes import audit, findings, health, scans, tokens, webhooks
+    from sentinel.api.routes import (
+        audit,
+        events,
+        findings,
+        health,
+        scans,
+        tokens,
+        webhooks,
+    )
 
     routers = [
         health.router,
         findings.router,
         scans.router,
+        events.router,
         tokens.router,
         audit.router,
         webhooks.router,
