@@ -9,20 +9,67 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sentinel.alerts.background import OnTally
+    from sentinel.alerts.routing import AlertsConfig
     from sentinel.settings import ServiceSettings
     from sentinel.store.facade import Store
 
 log = logging.getLogger("sentinel.serve")
 
 
-def after_scan_hooks(store: Store, settings: ServiceSettings) -> list[Callable[[Any], object]]:
-    return []
+def _alerts(settings: ServiceSettings) -> tuple[AlertsConfig, str | None] | None:
+    """The [alerts] config when alerts are on, and the API's URL for links in them."""
+    from sentinel.alerts import routing
+
+    cfg = routing.parse(settings.alerts, f"service config {settings.source or '(defaults)'}")
+    if cfg.slack is None:
+        return None
+    return cfg, cfg.slack.api_base_url or settings.service.public_url
+
+
+def _on_tally(metrics: Any) -> OnTally | None:
+    return getattr(metrics, "alerts_done", None) if metrics is not None else None
+
+
+def after_scan_hooks(
+    store: Store, settings: ServiceSettings, metrics: Any = None
+) -> list[Callable[[Any], object]]:
+    """Called by the job runner with each scan's Outcome: alert its new findings."""
+    on = _alerts(settings)
+    if on is None:
+        return []
+    from sentinel.alerts.background import Alerter
+
+    alerter = Alerter(store, on[0], on[1], _on_tally(metrics))
+    return [lambda outcome: alerter.submit(outcome.scan_id)]
+
+
+def after_ingest_hooks(
+    store: Store, settings: ServiceSettings, metrics: Any = None
+) -> list[Callable[[str], object]]:
+    """For ``app.state.on_ingest``: called with a scan id stored in-process (a reported
+    scan, a hook event); queues its alerts and returns at once."""
+    on = _alerts(settings)
+    if on is None:
+        return []
+    from sentinel.alerts.background import Alerter
+
+    return [Alerter(store, on[0], on[1], _on_tally(metrics)).submit]
 
 
 def start_background(
-    store: Store, settings: ServiceSettings, runner: Any
+    store: Store, settings: ServiceSettings, runner: Any, metrics: Any = None
 ) -> list[Callable[[], object]]:
     """Start background work; returns the functions that stop it."""
     from sentinel.jobs.scheduler import start_leading
 
-    return [*start_leading(store, settings, runner)]
+    stops: list[Callable[[], object]] = [*start_leading(store, settings, runner)]
+    on = _alerts(settings)
+    if on is not None:
+        from sentinel.alerts.background import start_periodic
+
+        # on every process, not only the scheduler's leader: each delivery is claimed in
+        # the database before it is sent, so two services never send one twice
+        stops.append(start_periodic(store, on[0], on[1], _on_tally(metrics)))
+        log.info("alerts: retrying and catching up every %ss", on[0].slack.poll_seconds)  # type: ignore[union-attr]
+    return stops

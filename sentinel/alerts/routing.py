@@ -67,6 +67,16 @@ class SlackConfig(_Strict):
     retries: int = Field(3, ge=0, le=10)  # per kind: 429, 5xx, connection errors
     retry_backoff_seconds: float = Field(0.5, ge=0, le=60)  # 5xx / connection: doubling
     max_retry_after_seconds: float = Field(60, ge=0, le=3600)  # a longer 429 wait: retried later
+    # a delivery still failing after a send's own retries is tried again later
+    # (sentinel.alerts.dispatch): after redeliver_after_seconds, doubling up to
+    # redeliver_max_seconds, never before Slack's Retry-After; given up after max_attempts
+    max_attempts: int = Field(8, ge=1, le=100)
+    redeliver_after_seconds: float = Field(60, ge=0, le=86400)
+    redeliver_max_seconds: float = Field(3600, ge=0, le=7 * 86400)
+    poll_seconds: float = Field(30, ge=0.1, le=3600)  # how often `sentinel serve` looks
+    # findings stored without the service (`sentinel scan --store`) alert when it next
+    # runs if first seen within this many hours (older ones: history, not news)
+    catch_up_hours: float = Field(168, ge=0)
 
     @field_validator("webhook_url", "base_url", "api_base_url")
     @classmethod

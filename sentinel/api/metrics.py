@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sentinel.alerts.dispatch import Tally
     from sentinel.jobs.scan import Outcome
     from sentinel.store.facade import Store
 
@@ -30,7 +31,25 @@ class Metrics:
             buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 1800, 3600),
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "sentinel_alerts",
+            "Alert deliveries attempted by this process, by outcome "
+            "(sent; failed: to be retried; gave_up: failed for good)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in ("sent", "failed", "gave_up"):
+            self.alerts.labels(outcome=outcome)
         self.registry.register(_StoreCollector(self))
+
+    def alerts_done(self, tally: Tally) -> None:
+        for outcome, n in (
+            ("sent", tally.sent),
+            ("failed", tally.failed),
+            ("gave_up", tally.gave_up),
+        ):
+            if n:
+                self.alerts.labels(outcome=outcome).inc(n)
 
     def scan_done(self, outcome: Outcome) -> None:
         from sentinel.store.models import Scan
@@ -67,7 +86,7 @@ class _StoreCollector:
         )
         alerts = GaugeMetricFamily(
             "sentinel_alert_deliveries",
-            "Alert deliveries, by status (failed ones are retried)",
+            "Alert deliveries in the store, by status (pending, retry, sent, failed, skipped)",
             labels=["status"],
         )
         queue = GaugeMetricFamily("sentinel_scan_queue_depth", "Scans accepted and not finished")

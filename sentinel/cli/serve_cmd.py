@@ -71,10 +71,12 @@ def serve(
     runner = InProcessRunner(store, settings)
     app = create_app(store, settings, runner)
     runner.on_done.append(app.state.metrics.scan_done)
-    from sentinel.service_hooks import after_scan_hooks, start_background
+    from sentinel.service_hooks import after_ingest_hooks, after_scan_hooks, start_background
 
-    runner.on_done.extend(after_scan_hooks(store, settings))
-    background = start_background(store, settings, runner)
+    metrics = app.state.metrics
+    runner.on_done.extend(after_scan_hooks(store, settings, metrics))
+    app.state.on_ingest.extend(after_ingest_hooks(store, settings, metrics))
+    background = start_background(store, settings, runner, metrics)
 
     import uvicorn
 
