@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from sentinel.store.models import Scan
-from tests.conftest import token
+from tests.conftest import run_cli, token
 
 DEADLINE = 120.0
 
@@ -250,3 +250,192 @@ def test_one_of_two_services_schedules_and_the_other_takes_over_when_it_dies(
         a.stop()
         if b is not None:
             b.stop()
+
+
+# -- restarts -------------------------------------------------------------------------
+
+
+def set_next_run(store: Any, name: str, when: datetime) -> None:
+    """Leave the stored job as a process that died before ``when``'s run would have
+    left it, through APScheduler's own job store."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    from sentinel.jobs.aps import LeaderScheduler
+    from sentinel.store.session import make_engine
+
+    aps = LeaderScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=make_engine(store.url))}, timezone=UTC
+    )
+    aps.start(paused=True)
+    try:
+        aps.modify_job(f"schedule:{name}", next_run_time=when)
+    finally:
+        aps.shutdown(wait=False)
+
+
+def daily(name: str, root: Path, hour: int, **kw: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "cron": f"0 {hour} * * *",
+        "kind": "path",
+        "target": str(root / "app"),
+        **kw,
+    }
+
+
+def far_hour() -> int:
+    """An hour of the day about twelve hours away: its last run is long past and its
+    next one far ahead, whenever the test runs."""
+    return (datetime.now(UTC).hour + 12) % 24
+
+
+def test_a_restart_keeps_the_next_run_and_sync_follows_the_config(opened: Any, root: Path) -> None:
+    from sentinel.jobs.inprocess import InProcessRunner
+    from sentinel.jobs.scheduler import Scheduler
+
+    h = far_hour()
+    first = settings_for(root, [daily("nightly", root, h), daily("weekly", root, h)])
+    runner = InProcessRunner(opened, first)
+    try:
+        sched = Scheduler(opened, first, runner)
+        made = sched.start()
+        sched.stop()
+        assert sorted(made.added) == ["nightly", "weekly"]
+        before = view(opened, first, "nightly").next_run
+        assert before is not None and before > datetime.now(UTC)
+        assert before.hour == h and before.minute == 0
+
+        # a restart with the same config keeps what the store holds
+        again = Scheduler(opened, first, runner)
+        kept = again.start()
+        again.stop()
+        assert sorted(kept.kept) == ["nightly", "weekly"] and not kept.added
+        assert view(opened, first, "nightly").next_run == before
+
+        # a changed cron reschedules, a removed or disabled schedule goes
+        h2 = (h + 1) % 24
+        second = settings_for(
+            root, [daily("nightly", root, h2), daily("weekly", root, h, enabled=False)]
+        )
+        third = Scheduler(opened, second, runner)
+        changed = third.start()
+        third.stop()
+        assert changed.changed == ["nightly"] and changed.removed == ["weekly"]
+        after = view(opened, second, "nightly").next_run
+        assert after is not None and after.hour == h2
+        assert view(opened, second, "weekly").next_run is None
+    finally:
+        runner.shutdown()
+    assert scans_of(opened, "nightly") == [] and scans_of(opened, "weekly") == []
+
+
+def test_runs_missed_while_down_run_once_within_the_grace(opened: Any, root: Path) -> None:
+    from sentinel.jobs.inprocess import InProcessRunner
+    from sentinel.jobs.scheduler import Scheduler
+
+    settings = settings_for(
+        root,
+        [{"name": "hourly", "cron": "0 * * * *", "kind": "path", "target": str(root / "app")}],
+        misfire_grace_seconds=4 * 3600,
+    )
+    runner = InProcessRunner(opened, settings)
+    try:
+        first = Scheduler(opened, settings, runner)
+        first.start()
+        first.stop()
+        # down for three hours: three runs missed, all within the grace
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        set_next_run(opened, "hourly", hour - timedelta(hours=2))
+
+        again = Scheduler(opened, settings, runner)
+        again.start()
+        try:
+            done = wait_for(
+                "the missed run",
+                lambda: [s for s in scans_of(opened, "hourly") if s.status == "succeeded"],
+            )
+            nxt = wait_for(
+                "the next run to be set ahead",
+                lambda: (v := view(opened, settings, "hourly").next_run) and v > hour and v,
+            )
+        finally:
+            again.stop()
+    finally:
+        runner.shutdown()
+    # coalesced: one run for the three missed, none repeated before the next
+    assert len([s for s in scans_of(opened, "hourly") if s.created_at < nxt]) == 1
+    assert done[0].findings_new == 1
+
+
+def test_a_run_missed_beyond_the_grace_is_skipped_and_logged(
+    opened: Any, root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sentinel.jobs.inprocess import InProcessRunner
+    from sentinel.jobs.scheduler import Scheduler
+
+    settings = settings_for(root, [daily("nightly", root, far_hour())], misfire_grace_seconds=60)
+    runner = InProcessRunner(opened, settings)
+    try:
+        first = Scheduler(opened, settings, runner)
+        first.start()
+        first.stop()
+        planned = view(opened, settings, "nightly").next_run
+        set_next_run(opened, "nightly", planned - timedelta(days=1))
+        with caplog.at_level("WARNING", logger="sentinel.scheduler"):
+            again = Scheduler(opened, settings, runner)
+            again.start()
+            try:
+                wait_for("the missed run to be logged", lambda: "was missed" in caplog.text)
+                wait_for(
+                    "the next run to move ahead",
+                    lambda: view(opened, settings, "nightly").next_run == planned,
+                )
+            finally:
+                again.stop()
+    finally:
+        runner.shutdown()
+    assert scans_of(opened, "nightly") == []
+    assert "schedule nightly: the run due at" in caplog.text
+
+
+# -- configuration errors -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ({"cron": "61 * * * *"}, "bad cron expression '61 * * * *': "),
+        ({"cron": "* * *"}, "bad cron expression '* * *': 3 field(s)"),
+        ({"cron": "0 9 * * 8"}, "weekday '8' is out of range"),
+        ({"timezone": "Mars/Olympus_Mons"}, "unknown time zone 'Mars/Olympus_Mons'"),
+        ({"target": "/etc"}, "target refused: "),
+    ],
+)
+def test_serve_refuses_a_bad_schedule_in_one_line(
+    tmp_path: Path, root: Path, entry: dict[str, str], says: str
+) -> None:
+    sch = {"name": "app", "cron": "0 3 * * *", "kind": "path", "target": str(root / "app")}
+    sch.update(entry)
+    cfg = tmp_path / "service.toml"
+    body = "\n".join(f"{k} = {v!r}" for k, v in sch.items())
+    cfg.write_text(f"[service]\nscan_roots = [{str(root)!r}]\n\n[[schedules]]\n{body}\n")
+    r = run_cli("serve", "--port", "0", "--config", str(cfg))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"sentinel: error: service config {cfg}: schedule 'app': ")
+    assert says in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_two_schedules_of_one_name_are_refused(tmp_path: Path, root: Path) -> None:
+    cfg = tmp_path / "service.toml"
+    one = f'name = "app"\ncron = "0 3 * * *"\nkind = "path"\ntarget = {str(root / "app")!r}\n'
+    cfg.write_text(
+        f"[service]\nscan_roots = [{str(root)!r}]\n[[schedules]]\n{one}[[schedules]]\n{one}"
+    )
+    r = run_cli("serve", "--port", "0", "--config", str(cfg))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"sentinel: error: service config {cfg}: schedules: the name 'app' is used twice"
+    ]

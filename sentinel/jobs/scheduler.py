@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
     from sqlalchemy.orm import Session
 
@@ -235,7 +234,7 @@ class Scheduler:
         self.store = store
         self.settings = settings
         self.runner = runner
-        self._aps: BackgroundScheduler | None = None
+        self._aps: Any = None  # a LeaderScheduler while leading
 
     @property
     def running(self) -> bool:
@@ -246,11 +245,16 @@ class Scheduler:
         from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-        from apscheduler.schedulers.background import BackgroundScheduler
 
-        aps = BackgroundScheduler(
+        from sentinel.jobs.aps import LeaderScheduler
+        from sentinel.store.session import make_engine
+
+        # an engine of its own: the job store disposes of its engine when it shuts down
+        aps = LeaderScheduler(
             jobstores={
-                "default": SQLAlchemyJobStore(engine=self.store.engine, tablename=JOBS_TABLE)
+                "default": SQLAlchemyJobStore(
+                    engine=make_engine(self.store.url), tablename=JOBS_TABLE
+                )
             },
             executors={"default": ThreadPoolExecutor(2)},
             job_defaults={
