@@ -114,8 +114,12 @@ def load(path: Path | str | None = None) -> ServiceSettings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"service config {p}: {exc}") from None
     try:
-        return ServiceSettings.model_validate({**doc, "source": str(p)})
+        settings = ServiceSettings.model_validate({**doc, "source": str(p)})
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
         raise ConfigError(f"service config {p}: {where}: {err['msg']}") from None
+    from sentinel.alerts import routing
+
+    routing.parse(settings.alerts, f"service config {p}")  # a mistake there: said now
+    return settings

@@ -49,7 +49,9 @@ def cfg_for(slack: SlackStandIn, hook: str = "T000/B000/hook-default", **extra: 
     return routing.parse({"slack": {"webhook_url": slack.webhook_url(hook), "retries": 0, **extra}})
 
 
-def stored_scan(opened: Any, secrets: list[str], target: str = "/srv/app") -> str:
+def stored_scan(
+    opened: Any, secrets: list[str], target: str = "/srv/app", severities: list[str] | None = None
+) -> str:
     """A scan of ``secrets`` (one file each) recorded the way every ingest path does."""
     from sentinel.fingerprint import fingerprint, redact
     from sentinel.models import Occurrence, Origin, ScanResult
@@ -59,7 +61,7 @@ def stored_scan(opened: Any, secrets: list[str], target: str = "/srv/app") -> st
         Occurrence(
             rule_id="github.pat",
             description="GitHub personal access token",
-            severity="high",
+            severity=(severities or ["high"] * len(secrets))[i],
             confidence="high",
             fingerprint=fingerprint(s.encode(), opened.fingerprint.key),
             redacted=redact(s),
@@ -262,6 +264,80 @@ def test_a_delivery_triaged_before_its_retry_is_not_sent(opened: Any, slack: Sla
     assert d.status == "skipped" and len(slack.requests) == 1
 
 
+def test_routes_to_a_bot_channel_and_a_webhook_and_retries_each_where_it_belongs(
+    opened: Any, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENTINEL_TEST_SLACK_TOKEN", "xoxb-test-token")
+    slack.hooks.add("T000/B000/hook-critical")
+    cfg = routing.parse(
+        {
+            "slack": {
+                "token_env": "SENTINEL_TEST_SLACK_TOKEN",
+                "channel": "#security",
+                "base_url": slack.api_base,
+                "retries": 0,
+            },
+            "routes": [
+                {
+                    "severities": ["critical"],
+                    "webhook_url": slack.webhook_url("T000/B000/hook-critical"),
+                }
+            ],
+        }
+    )
+    sid = stored_scan(
+        opened, [token("ghp", 611), token("ghp", 612)], severities=["critical", "high"]
+    )
+    t0 = utcnow()
+    slack.fail_next(1, 500)
+    assert dispatch_scan(opened, cfg, sid, now=t0) == Tally(sent=1, failed=1)
+    assert retry_due(opened, cfg, t0 + timedelta(minutes=5)) == Tally(sent=1)
+    ok = [r for r in slack.requests if r.status == 200]
+    chats = [r for r in ok if r.path == "/api/chat.postMessage"]
+    hooks = [r for r in ok if r.path == "/services/T000/B000/hook-critical"]
+    assert len(chats) == 1 and len(hooks) == 1 and len(ok) == 2
+    assert chats[0].payload["channel"] == "#security" and "HIGH" in json.dumps(chats[0].payload)
+    assert "CRITICAL" in json.dumps(hooks[0].payload)
+    assert sorted(d.destination for d in deliveries(opened)) == sorted(
+        ["channel:#security", routing.webhook_name(slack.webhook_url("T000/B000/hook-critical"))]
+    )
+
+
+def test_a_claim_whose_sender_died_is_sent_after_its_lease(
+    opened: Any, slack: SlackStandIn
+) -> None:
+    from sentinel.alerts import dispatch
+
+    cfg = cfg_for(slack)
+    sid = stored_scan(opened, [token("ghp", 621)])
+    with opened.sessions() as s:
+        fid = s.scalars(select(Finding.id).where(Finding.first_scan_id == sid)).one()
+    t0 = utcnow()
+    lease = t0 + dispatch._lease(cfg)
+    # what a process killed between claiming and sending leaves behind
+    dest = routing.default_destination(cfg)
+    assert dest is not None
+    assert dispatch._claim(opened, [(fid, dest.name)], lease)
+    assert dispatch_scan(opened, cfg, sid) == Tally()  # claimed: not this call's to send
+    assert retry_due(opened, cfg, t0 + timedelta(seconds=30)) == Tally()  # still its own
+    assert retry_due(opened, cfg, lease) == Tally(sent=1)
+    assert len(slack.payloads()) == 1
+
+
+def test_a_destination_dropped_from_the_config_is_given_up(
+    opened: Any, slack: SlackStandIn
+) -> None:
+    sid = stored_scan(opened, [token("ghp", 631)])
+    t0 = utcnow()
+    slack.fail_next(1, 503)
+    assert dispatch_scan(opened, cfg_for(slack), sid, now=t0) == Tally(failed=1)
+    slack.hooks.add("T1/B1/new-hook")
+    moved = cfg_for(slack, hook="T1/B1/new-hook")
+    assert retry_due(opened, moved, t0 + timedelta(hours=1)) == Tally(gave_up=1)
+    [d] = deliveries(opened)
+    assert d.status == "failed" and d.last_error == "the destination is no longer configured"
+
+
 def test_findings_stored_by_the_cli_are_picked_up(
     opened: Any, slack: SlackStandIn, tmp_path: Path
 ) -> None:
@@ -291,6 +367,47 @@ def test_no_alerts_section_dispatches_nothing(opened: Any) -> None:
     assert dispatch_scan(opened, cfg, sid) == Tally()
     assert pending_findings(opened, cfg) == Tally() and retry_due(opened, cfg) == Tally()
     assert deliveries(opened) == []
+
+
+def test_serve_refuses_a_mistaken_alerts_section(tmp_path: Path) -> None:
+    config = tmp_path / "service.toml"
+    config.write_text('[alerts.slack]\nchannel = "#security"\n')
+    out = run_cli("serve", "--config", str(config))
+    assert out.returncode == 2
+    assert "alerts.slack: needs webhook_url, or token_env and channel" in out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.strip().count("\n") <= 1
+
+
+@pytest.mark.integration
+def test_a_scan_run_by_the_service_alerts_its_new_finding(
+    opened: Any, slack: SlackStandIn, tmp_path: Path
+) -> None:
+    from sentinel.jobs.inprocess import InProcessRunner
+    from sentinel.service_hooks import after_scan_hooks
+    from sentinel.settings import ServiceSection, ServiceSettings
+    from tests.apiapp import TestClient, make_app
+
+    root = tmp_path / "roots"
+    (root / "app").mkdir(parents=True)
+    gh = token("ghp", 641)
+    (root / "app" / "deploy.env").write_text(f"GITHUB_TOKEN={gh}\n")
+    settings = ServiceSettings(
+        service=ServiceSection(scan_roots=[root]),
+        alerts={"slack": {"webhook_url": slack.webhook_url()}},
+    )
+    runner = InProcessRunner(opened, settings)
+    runner.on_done.extend(after_scan_hooks(opened, settings))
+    ci = bearer(make_token(opened, "ci", ["scans:write"]))
+    try:
+        with TestClient(make_app(opened, settings, runner)) as client:
+            body = {"kind": "path", "target": str(root / "app")}
+            r = client.post("/v1/scans", headers=ci, json=body)
+            assert r.status_code == 202, r.text
+            _until(lambda: len(slack.payloads()) == 1, 120)
+            assert "deploy.env" in json.dumps(slack.payloads()[0])
+    finally:
+        runner.shutdown()
+    no_plaintext(slack, opened, [gh])
 
 
 class _Serve:
