@@ -28,6 +28,9 @@ class ServiceSection(_Strict):
     port: int = Field(8080, ge=0, le=65535)
     public_url: str | None = None  # how people reach the API (links in alerts)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # POST /v1/events: a blocked push's event lists every finding (the hook's spool
+    # keeps events up to 8 MB; a larger cap than it gains nothing)
+    max_event_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     workers: int = Field(2, ge=1, le=64)  # scans run at once inside `sentinel serve`
     queue_size: int = Field(20, ge=0, le=10_000)  # scans waiting; beyond: 429
     scan_timeout_seconds: float = Field(3600, gt=0)

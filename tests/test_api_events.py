@@ -330,14 +330,29 @@ def test_bad_events_are_422_problems_never_500(
     assert r.json()["pusher"] == "p" * 500
 
 
-def test_an_event_over_the_body_limit_is_413(
-    client: TestClient, opened: Any, hook: dict[str, str]
+def test_events_have_a_larger_body_cap_than_other_routes(
+    opened: Any, hook: dict[str, str], reader: dict[str, str]
 ) -> None:
-    event = blocked(opened, *[token("ghp", 600 + i) for i in range(4000)])
-    assert len(event.body()) > 1024 * 1024
-    r = post(client, hook, event)
-    assert r.status_code == 413
-    assert count(opened, HookEventRecord) == 0
+    from sentinel.settings import ServiceSection, ServiceSettings
+
+    settings = ServiceSettings(
+        service=ServiceSection(max_body_bytes=64 * 1024, max_event_bytes=2 * 1024 * 1024)
+    )
+    many = blocked(opened, *[token("ghp", 600 + i) for i in range(3000)])
+    assert 64 * 1024 < len(many.body()) < 2 * 1024 * 1024
+    with TestClient(app_for(opened, settings), raise_server_exceptions=False) as c:
+        r = post(c, hook, many)
+        assert r.status_code == 201, r.text[:300]
+        assert len(r.json()["findings"]) == 3000 and r.json()["findings_new"] == 3000
+        # the other routes keep the general cap
+        big = {"kind": "path", "target": "/x", "params": {"pad": "x" * (100 * 1024)}}
+        assert c.post("/v1/scans/reports", headers=hook, json=big).status_code == 413
+        huge = blocked(opened, *[token("ghp", 4000 + i) for i in range(6000)])
+        assert len(huge.body()) > 2 * 1024 * 1024
+        r = post(c, hook, huge)
+        assert r.status_code == 413
+        assert r.headers["content-type"].startswith("application/problem+json")
+    assert count(opened, HookEventRecord) == 1
 
 
 def test_two_deliveries_at_once_store_one_event(

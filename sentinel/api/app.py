@@ -57,7 +57,11 @@ def create_app(
     # called with the scan id after a scan is stored inside this process (a reported
     # scan, a hook event); scans run by the job runner go through runner.on_done
     app.state.on_ingest = []
-    app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.service.max_body_bytes,
+        per_path={"/v1/events": settings.service.max_event_bytes},
+    )
     app.add_middleware(UrlGuard)
     app.add_middleware(AccessLog)
     return app

@@ -23,14 +23,28 @@ def too_large(limit: int) -> Exception:
 
 
 class BodyLimit:
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    """``max_bytes`` for every body, or ``per_path[path]`` for a route that takes larger
+    ones (a hook event may hold thousands of findings)."""
+
+    def __init__(self, app: Any, max_bytes: int, per_path: dict[str, int] | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default = max_bytes
+        self.per_path = dict(per_path or {})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope.get("path", ""), self.default)
+        await _Limited(self.app, limit)(scope, receive, send)
+
+
+class _Limited:
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:

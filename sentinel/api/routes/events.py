@@ -183,7 +183,7 @@ async def receive_event(
 
     from starlette.concurrency import run_in_threadpool
 
-    raw = await request.body()  # BodyLimit caps it (settings.service.max_body_bytes)
+    raw = await request.body()  # BodyLimit caps it (settings.service.max_event_bytes)
     try:
         event = checked(json.loads(raw))
     except ValidationError as exc:
