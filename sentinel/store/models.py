@@ -250,6 +250,12 @@ class HookEventRecord(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     scan_id: Mapped[str | None] = mapped_column(String(32))
 
+    __table_args__ = (
+        # GET /v1/events: newest first, of one kind or all (sentinel.store.events)
+        Index("ix_hook_events_received", "received_at", "id"),
+        Index("ix_hook_events_kind_received", "kind", "received_at", "id"),
+    )
+
 
 class WebhookDelivery(Base):
     """A delivery id seen on ``POST /v1/webhooks/github``: duplicates are ignored."""
