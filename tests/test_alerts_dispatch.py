@@ -410,6 +410,69 @@ def test_a_scan_run_by_the_service_alerts_its_new_finding(
     no_plaintext(slack, opened, [gh])
 
 
+def test_a_blocked_push_alerts_once_with_a_link_to_the_commit(
+    opened: Any, slack: SlackStandIn
+) -> None:
+    from sentinel.events import EventFinding, HookEvent, RefUpdate
+    from sentinel.fingerprint import fingerprint, redact
+    from sentinel.service_hooks import after_ingest_hooks
+    from sentinel.settings import ServiceSection, ServiceSettings
+    from tests.apiapp import TestClient, make_app
+
+    secret, sha = token("ghp", 651), "b" * 40
+    settings = ServiceSettings(
+        service=ServiceSection(public_url="https://sentinel.example.org"),
+        alerts={"slack": {"webhook_url": slack.webhook_url()}},
+    )
+    hook = bearer(make_token(opened, "git-server", ["scans:write"]))
+
+    def event() -> HookEvent:
+        return HookEvent(
+            kind="push_blocked",
+            repository="https://github.com/acme/app.git",
+            pusher="alice",
+            cause="secrets",
+            reason="1 secret(s) in the pushed commits",
+            updates=[RefUpdate(ref="refs/heads/main", old="0" * 40, new=sha)],
+            findings=[
+                EventFinding(
+                    rule_id="github.pat-classic",
+                    fingerprint=fingerprint(secret.encode(), opened.fingerprint.key),
+                    redacted=redact(secret),
+                    path="app/settings.py",
+                    line=3,
+                    commit=sha,
+                    author="Ann Author",
+                    severity="high",
+                    confidence="high",
+                )
+            ],
+            fingerprint_key=opened.fingerprint.id,
+        )
+
+    app = make_app(opened, settings)
+    app.state.on_ingest.extend(after_ingest_hooks(opened, settings))
+    answers = []
+    with TestClient(app) as client:
+        for _ in range(2):  # the push tried again: the same secret, a new event
+            r = client.post(
+                "/v1/events",
+                content=event().body(),
+                headers={**hook, "Content-Type": "application/json"},
+            )
+            assert r.status_code == 201, r.text
+            answers.append(r.json())
+            _until(lambda: len(deliveries(opened)) == 1 and deliveries(opened)[0].status == "sent")
+    assert [a["findings_new"] for a in answers] == [1, 0]
+    cfg = routing.parse(settings.alerts)
+    assert dispatch_scan(opened, cfg, answers[1]["scan_id"]) == Tally()
+    [payload] = slack.payloads()
+    text = json.dumps(payload)
+    assert f"https://github.com/acme/app/blob/{sha}/app/settings.py#L3" in text
+    assert "Ann Author" in text and "github.pat-classic" in text
+    no_plaintext(slack, opened, [secret])
+
+
 class _Serve:
     """`sentinel serve` in a subprocess on a free port; its stderr collected."""
 
@@ -530,4 +593,5 @@ def test_sentinel_serve_alerts_cli_stored_and_reported_scans(
     no_plaintext(slack, opened, [cli_secret, reported])
     logs = "".join(served.lines)
     assert "alerts: 1 sent" in logs
+    assert slack.webhook_url() not in logs and "hook-default" not in logs
     assert cli_secret not in logs and reported not in logs
