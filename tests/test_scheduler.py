@@ -439,3 +439,149 @@ def test_two_schedules_of_one_name_are_refused(tmp_path: Path, root: Path) -> No
     assert r.stderr.strip().splitlines() == [
         f"sentinel: error: service config {cfg}: schedules: the name 'app' is used twice"
     ]
+
+
+# -- a full queue ---------------------------------------------------------------------
+
+
+class FullOnce:
+    """The job runner interface in front of the real pool, refusing the first scan as
+    a full queue does."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.refused = 0
+
+    def submit_scan(self, scan_id: str) -> None:
+        from sentinel.jobs.base import QueueFull
+
+        if not self.refused:
+            self.refused += 1
+            raise QueueFull(retry_after=1, depth=3)
+        self.inner.submit_scan(scan_id)
+
+    def depth(self) -> int:
+        return int(self.inner.depth())
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.inner.shutdown(wait)
+
+
+def test_a_full_queue_is_retried_later_and_logged(
+    opened: Any, root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sentinel.jobs.inprocess import InProcessRunner
+    from sentinel.jobs.scheduler import Scheduler
+    from sentinel.store.models import apscheduler_jobs
+
+    settings = settings_for(root, [daily("nightly", root, far_hour())])
+    runner = FullOnce(InProcessRunner(opened, settings))
+    sched = Scheduler(opened, settings, runner)
+    sched.start()
+    try:
+        with caplog.at_level("WARNING", logger="sentinel.scheduler"):
+            assert sched.run("nightly") is None  # what the cron trigger calls
+        assert "schedule nightly: the scan queue is full; retrying in 1 s" in caplog.text
+        assert scans_of(opened, "nightly") == []  # the refused scan left no row behind
+        done = wait_for(
+            "the retried scan to succeed",
+            lambda: [s for s in scans_of(opened, "nightly") if s.status == "succeeded"],
+        )
+
+        def retry_gone() -> bool:
+            with opened.sessions() as s:
+                ids = set(s.scalars(select(apscheduler_jobs.c.id)))
+            return ids == {"schedule:nightly"}
+
+        wait_for("the one-off retry job to be gone", retry_gone)
+    finally:
+        sched.stop()
+        runner.shutdown()
+    assert len(scans_of(opened, "nightly")) == 1 and done[0].findings_new == 1
+
+
+# -- the CLI and the API --------------------------------------------------------------
+
+
+def test_schedules_list_and_run_from_the_cli(opened: Any, root: Path, tmp_path: Path) -> None:
+    from sentinel import settings as settings_mod
+    from sentinel.jobs.inprocess import InProcessRunner
+    from sentinel.jobs.scheduler import Scheduler
+
+    cfg = write_config(tmp_path / "service.toml", root, cron="0 3 * * 1-5")
+    with cfg.open("a") as fh:
+        fh.write(
+            '\n[[schedules]]\nname = "paris"\ncron = "30 9 * * *"\ntimezone = "Europe/Paris"\n'
+            f'kind = "path"\ntarget = {str(root / "app")!r}\nenabled = false\n'
+        )
+    r = run_cli("schedules", "list", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "CRON", "NEXT", "RUN", "LAST", "SCAN"]
+    assert lines[1].startswith("app ") and "0 3 * * 1-5" in lines[1]
+    assert "not scheduled yet" in lines[1] and lines[1].endswith(" -")
+    assert "30 9 * * * (Europe/Paris)" in lines[2] and "disabled" in lines[2]
+
+    r = run_cli("schedules", "run", "app", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    (scan,) = scans_of(opened, "app")
+    assert r.stdout.strip() == f"scan {scan.id} succeeded: 1 new finding(s)"
+
+    # once a leader has stored it, the next run shows; the last scan is the one just run
+    settings = settings_mod.load(cfg)
+    runner = InProcessRunner(opened, settings)
+    sched = Scheduler(opened, settings, runner)
+    sched.start()
+    sched.stop()
+    runner.shutdown()
+    nxt = view(opened, settings, "app").next_run
+    assert nxt is not None and nxt.weekday() < 5 and (nxt.hour, nxt.minute) == (3, 0)
+    r = run_cli("schedules", "list", "--config", str(cfg))
+    app_line = r.stdout.splitlines()[1]
+    assert nxt.isoformat(timespec="seconds").replace("+00:00", "Z") in app_line
+    assert f"{scan.id} succeeded" in app_line
+
+    r = run_cli("schedules", "run", "nope", "--config", str(cfg))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"sentinel: error: no schedule named 'nope' in {cfg} (configured: app, paris)"
+    ]
+
+
+def test_the_api_lists_schedules_and_runs_one_now(opened: Any, root: Path) -> None:
+    from sentinel.jobs.inprocess import InProcessRunner
+    from sentinel.store.models import AuditRecord
+    from tests.apiclient import TestClient, app_for, bearer, new_token
+
+    hour = far_hour()
+    settings = settings_for(
+        root, [daily("nightly", root, hour), daily("off", root, 1, enabled=False)]
+    )
+    runner = InProcessRunner(opened, settings)
+    reader = bearer(new_token(opened, "reader", ["findings:read"]))
+    writer = bearer(new_token(opened, "ci", ["scans:write"]))
+    try:
+        with TestClient(app_for(opened, settings, runner)) as client:
+            r = client.post("/v1/schedules/nightly/run", headers=writer)
+            assert r.status_code == 202, r.text
+            sid = r.json()["id"]
+            assert r.headers["Location"] == f"/v1/scans/{sid}"
+            wait_for(
+                "the scan to succeed",
+                lambda: [s for s in scans_of(opened, "nightly") if s.status == "succeeded"],
+            )
+            r = client.get("/v1/schedules", headers=reader)
+            assert r.status_code == 200, r.text
+            items = {i["name"]: i for i in r.json()["items"]}
+            assert items["nightly"]["last_scan"]["id"] == sid
+            assert items["nightly"]["last_scan"]["status"] == "succeeded"
+            assert items["nightly"]["cron"] == f"0 {hour} * * *"
+            assert items["off"]["enabled"] is False and items["off"]["next_run"] is None
+            r = client.post("/v1/schedules/missing/run", headers=writer)
+            assert r.status_code == 404
+            assert r.headers["content-type"].startswith("application/problem+json")
+    finally:
+        runner.shutdown()
+    with opened.sessions() as s:
+        rec = s.scalars(select(AuditRecord).where(AuditRecord.action == "schedule.run")).one()
+    assert rec.object_id == sid and rec.detail == {"schedule": "nightly"} and rec.actor == "ci"

@@ -20,6 +20,7 @@ def _app():  # type: ignore[no-untyped-def]
         keys_cmd,
         rules_cmd,
         scan_cmd,
+        schedules_cmd,
         serve_cmd,
         tokens_cmd,
     )
@@ -39,6 +40,7 @@ def _app():  # type: ignore[no-untyped-def]
     app.add_typer(db_cmd.app, name="db")
     app.add_typer(keys_cmd.app, name="keys")
     app.add_typer(tokens_cmd.app, name="tokens")
+    app.add_typer(schedules_cmd.app, name="schedules")
     app.command("serve")(serve_cmd.serve)
     return app
 

@@ -12,6 +12,7 @@ def all_routers() -> list[Any]:
         findings,
         health,
         scans,
+        schedules,
         tokens,
         webhooks,
     )
@@ -20,6 +21,7 @@ def all_routers() -> list[Any]:
         health.router,
         findings.router,
         scans.router,
+        schedules.router,
         events.router,
         tokens.router,
         audit.router,
