@@ -8,8 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -54,23 +52,30 @@ def assert_one_line_error(res: subprocess.CompletedProcess[str], *needles: str) 
 def run_measured(*args: str, timeout: float = 120) -> tuple[int, str, str, int]:
     """Run the CLI; (exit code, stdout, stderr, peak RSS in bytes of it and its children).
 
-    ``os.wait4`` reports the usage of exactly this child (with its reaped workers), so
-    earlier subprocesses of the test session cannot mask or inflate the number."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sentinel.cli.main", *args], stdout=out, stderr=err
-        )
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        out.seek(0)
-        err.seek(0)
-        maxrss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-        return proc.returncode, out.read().decode(), err.read().decode(), maxrss
+    The CLI is started by a small probe process, which reports its children's peak.
+    Measuring a child of this test process directly would report this process's own
+    peak instead: Linux carries the parent's high-water RSS into a vfork()ed child
+    across exec, so late in a long test session the number was pytest's, not the CLI's.
+    """
+    probe = (
+        "import json, resource, subprocess, sys\n"
+        "try:\n"
+        "    p = subprocess.run([sys.executable, '-m', 'sentinel.cli.main', "
+        "*json.loads(sys.argv[1])], capture_output=True, text=True, timeout=float(sys.argv[2]))\n"
+        "    rc, out, err = p.returncode, p.stdout, p.stderr\n"
+        "except subprocess.TimeoutExpired:\n"
+        "    rc, out, err = -9, '', 'timed out'\n"
+        "print(json.dumps([rc, out, err, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(args), str(timeout)],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 30,
+    )
+    assert res.returncode == 0, res.stderr
+    rc, out, err, maxrss = json.loads(res.stdout)
+    return rc, out, err, maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 # -- size limits -------------------------------------------------------------------------------
