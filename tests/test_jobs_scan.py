@@ -120,7 +120,8 @@ def test_a_failing_scan_says_why(opened, tmp_path: Path) -> None:  # type: ignor
 
 
 def test_a_finished_scan_is_not_run_again(opened, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from sentinel.jobs.scan import recover, run_scan
+    from sentinel.jobs.recovery import orphans
+    from sentinel.jobs.scan import run_scan
     from sentinel.settings import ServiceSettings
 
     (tmp_path / "a.env").write_text(f"T={token('ghp', 9)}\n")
@@ -129,4 +130,4 @@ def test_a_finished_scan_is_not_run_again(opened, tmp_path: Path) -> None:  # ty
     first = _wait(opened, sid).finished_at
     assert run_scan(opened, ServiceSettings(), sid).status == "succeeded"
     assert _wait(opened, sid).finished_at == first
-    assert recover(opened) == []
+    assert orphans(opened, 0) == []

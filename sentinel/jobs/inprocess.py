@@ -35,6 +35,12 @@ class InProcessRunner:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sentinel-scan")
         self._lock = threading.Lock()
         self._pending = 0
+        from sentinel.jobs.leader import holder_id
+        from sentinel.jobs.recovery import RunnerLease
+
+        # the scans this runner accepts carry its name; its lease says it is alive
+        self.holder = holder_id()
+        self._lease = RunnerLease(store, self.holder, settings.scheduler.lease_seconds)
 
     def depth(self) -> int:
         with self._lock:
@@ -46,11 +52,19 @@ class InProcessRunner:
                 raise QueueFull(retry_after=self._retry_after(), depth=self._pending)
             self._pending += 1
         try:
+            from sentinel.jobs.recovery import stamp
+
+            self._lease.ensure_started()
+            stamp(self.store, scan_id, self.holder)
             self._pool.submit(self._run, scan_id)
         except RuntimeError:  # shutting down
             with self._lock:
                 self._pending -= 1
             raise QueueFull(retry_after=30, depth=self.depth()) from None
+        except BaseException:  # the database refused the stamp: not accepted
+            with self._lock:
+                self._pending -= 1
+            raise
 
     def _retry_after(self) -> int:
         # a rough wait: one scan slot frees up in about this long
@@ -75,3 +89,6 @@ class InProcessRunner:
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        # scans still queued here are the next leader's to run again, without waiting
+        # out the lease
+        self._lease.stop()

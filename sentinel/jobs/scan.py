@@ -171,19 +171,3 @@ def _run_child(argv: list[str], settings: ServiceSettings) -> tuple[int | None, 
     from sentinel.display import for_terminal
 
     return code, for_terminal(why)[:500]
-
-
-def recover(store: Store) -> list[str]:
-    """Scans a dead process left queued or running, set back to queued (their ingest is
-    idempotent): the caller resubmits them. Only the scheduler's leader calls this."""
-    from sqlalchemy import select
-
-    from sentinel.store.session import writing
-
-    with store.sessions() as s:
-        writing(s)
-        rows = list(s.scalars(select(Scan).where(Scan.status.in_(("queued", "running")))))
-        for r in rows:
-            r.status = "queued"
-        s.commit()
-        return [r.id for r in rows]

@@ -274,6 +274,7 @@ class Scheduler:
         except BaseException:
             self.stop()
             raise
+        self._start_recovery(aps)
         aps.resume()
         log.info(
             "scheduler started: %d schedule(s) (%d added, %d changed, %d removed)",
@@ -283,6 +284,35 @@ class Scheduler:
             len(result.removed),
         )
         return result
+
+    def _start_recovery(self, aps: Any) -> None:
+        """Scans a dead process left unfinished go to this process's runner: now, and
+        every heartbeat while leading (kept in memory: it is this leader's, not a
+        schedule)."""
+        if not isinstance(getattr(self.runner, "holder", None), str):
+            return  # a runner that does not stamp its scans cannot be told from the dead
+        from apscheduler.jobstores.memory import MemoryJobStore
+
+        aps.add_jobstore(MemoryJobStore(), "leader")
+        aps.add_job(
+            self.recover,
+            trigger="interval",
+            seconds=self.settings.scheduler.heartbeat,
+            id="sentinel-recover-scans",
+            jobstore="leader",
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+        )
+
+    def recover(self) -> list[str]:
+        from sentinel.jobs.recovery import requeue_orphans
+
+        return requeue_orphans(
+            self.store,
+            self.runner,  # type: ignore[arg-type]
+            self.settings.scheduler.lease_seconds,
+        )
 
     def stop(self) -> None:
         global _active

@@ -99,8 +99,10 @@ class Scan(Base):
     occurrences_new: Mapped[int] = mapped_column(default=0)
     occurrences_seen: Mapped[int] = mapped_column(default=0)
     occurrences_gone: Mapped[int] = mapped_column(default=0)
+    # the job runner holding it while queued or running (its lease: "runner:<runner>")
+    runner: Mapped[str | None] = mapped_column(String(200))
 
-    __table_args__ = (Index("ix_scans_created", "created_at"),)
+    __table_args__ = (Index("ix_scans_created", "created_at"), Index("ix_scans_status", "status"))
 
 
 class Finding(Base):
