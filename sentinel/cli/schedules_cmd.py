@@ -92,9 +92,20 @@ class _Inline:
         self.outcome: object = None
 
     def submit_scan(self, scan_id: str) -> None:
+        from sentinel.jobs.leader import holder_id
+        from sentinel.jobs.recovery import RunnerLease, stamp
         from sentinel.jobs.scan import run_scan
 
-        self.outcome = run_scan(self.store, self.settings, scan_id)
+        # held like any runner's, so a running service's leader does not take it as
+        # abandoned and run it a second time
+        self.holder = holder_id()
+        lease = RunnerLease(self.store, self.holder, self.settings.scheduler.lease_seconds)
+        lease.ensure_started()
+        try:
+            stamp(self.store, scan_id, self.holder)
+            self.outcome = run_scan(self.store, self.settings, scan_id)
+        finally:
+            lease.stop()
 
     def depth(self) -> int:
         return 0
