@@ -175,3 +175,24 @@ def test_bodies_over_the_limit_are_refused_even_chunked(client, opened) -> None:
     assert r.status_code == 413, r.text
     with client.app.state.store.sessions() as s:
         assert s.scalar(select(func.count()).select_from(AuditRecord)) == 0
+
+
+def test_a_token_revoked_elsewhere_stops_working_within_the_cache_time(  # type: ignore[no-untyped-def]
+    client, opened, monkeypatch
+) -> None:
+    import time
+
+    from sentinel.api import deps
+    from sentinel.api.tokens import revoke
+
+    monkeypatch.setattr(deps, "AUTH_CACHE_SECONDS", 0.3)
+    reader = new_token(opened, "reader", ["findings:read"])
+    assert client.get("/v1/findings", headers=bearer(reader)).status_code == 200
+    # revoked by another process (`sentinel tokens revoke`): this one's cache still
+    # holds the verification, for at most AUTH_CACHE_SECONDS
+    with opened.sessions() as s:
+        row = s.scalars(select(ApiToken).where(ApiToken.name == "reader")).one()
+        assert revoke(row)
+        s.commit()
+    time.sleep(0.35)
+    assert client.get("/v1/findings", headers=bearer(reader)).status_code == 401

@@ -132,7 +132,7 @@ class Finding(Base):
     )
 
     __table_args__ = (
-        Index("ix_findings_status_severity", "status", "severity"),
+        Index("ix_findings_status_severity_seen", "status", "severity", "last_seen", "id"),
         # each listing filter leads an index ending in the sort key (sentinel.store.queries)
         Index("ix_findings_last_seen_id", "last_seen", "id"),
         Index("ix_findings_first_seen_id", "first_seen", "id"),

@@ -11,7 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sentinel.api import tokens
-from sentinel.api.deps import Principal, Problem, RowId, audit, db_session, require
+from sentinel.api.deps import (
+    Principal,
+    Problem,
+    RowId,
+    audit,
+    db_session,
+    forget_tokens,
+    require,
+)
 from sentinel.store.models import ApiToken
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
@@ -100,4 +108,5 @@ def revoke_token(
     if tokens.revoke(row):
         audit(session, principal, request, "token.revoke", "token", str(row.id), {"name": row.name})
     session.commit()
+    forget_tokens(request)
     return TokenOut.model_validate(row)
