@@ -4,7 +4,7 @@
 PostgreSQL.
 
     .venv/bin/python bench/api_load.py [--findings 200000] [--duration 60]
-        [--clients 50] [--workers 1] [--db sqlite,postgresql]
+        [--clients 50] [--processes 1] [--db sqlite,postgresql]
         [--pg postgresql://postgres@127.0.0.1:5432/postgres] [--reseed]
 
 The store is seeded straight into the migrated schema (``sentinel db upgrade`` first),
@@ -471,8 +471,8 @@ def run_load(url: str, backend: str, args: argparse.Namespace, n_findings: int) 
     token = m.group(0)
     port = free_port()
     serve = sentinel_cmd("serve", "--host", "127.0.0.1", "--port", str(port))
-    if args.workers > 1:
-        serve += ["--workers", str(args.workers)]
+    if args.processes > 1:
+        serve += ["--processes", str(args.processes)]
     log = open(home / "serve.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(serve, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -665,7 +665,7 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--workers", type=int, default=1, help="sentinel serve --workers")
+    ap.add_argument("--processes", type=int, default=1, help="sentinel serve --processes")
     ap.add_argument("--db", default="sqlite,postgresql")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--reseed", action="store_true", help="seed again even if cached")
@@ -737,7 +737,7 @@ def main() -> int:
     doc = {
         "clients": args.clients,
         "duration_s": args.duration,
-        "workers": args.workers,
+        "processes": args.processes,
         "target": {"req_per_s": 500, "p99_ms": 100, "errors": 0},
         "machine": f"{os.cpu_count()} cores, shared with other work",
         "results": results,

@@ -32,6 +32,9 @@ class ServiceSection(_Strict):
     # keeps events up to 8 MB; a larger cap than it gains nothing)
     max_event_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     workers: int = Field(2, ge=1, le=64)  # scans run at once inside `sentinel serve`
+    # serving processes on one port (each with its own `workers` scans); the API's
+    # throughput grows with them up to the machine's cores
+    processes: int = Field(1, ge=1, le=64)
     queue_size: int = Field(20, ge=0, le=10_000)  # scans waiting; beyond: 429
     scan_timeout_seconds: float = Field(3600, gt=0)
     scan_memory_bytes: int | None = Field(None, ge=64 * 1024 * 1024)  # RLIMIT_AS per scan

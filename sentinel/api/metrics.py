@@ -41,6 +41,7 @@ class Metrics:
         for outcome in ("sent", "failed", "gave_up"):
             self.alerts.labels(outcome=outcome)
         self.registry.register(_StoreCollector(self))
+        self._shared: Any = None
 
     def alerts_done(self, tally: Tally) -> None:
         for outcome, n in (
@@ -61,14 +62,30 @@ class Metrics:
                 self.duration.observe(row.duration_seconds)
 
     def render(self) -> tuple[bytes, str]:
+        import os
+
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # `serve --processes N`: every process's counters, summed from their files
+            if self._shared is None:
+                from prometheus_client import CollectorRegistry
+                from prometheus_client.multiprocess import MultiProcessCollector
+
+                shared = CollectorRegistry(auto_describe=True)
+                MultiProcessCollector(shared)
+                shared.register(_StoreCollector(self, queue_from_store=True))
+                self._shared = shared
+            return generate_latest(self._shared), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
 class _StoreCollector:
-    def __init__(self, m: Metrics) -> None:
+    def __init__(self, m: Metrics, queue_from_store: bool = False) -> None:
         self.m = m
+        # with several processes, each runner knows only its own queue: count the
+        # store's unfinished scans instead
+        self.queue_from_store = queue_from_store
 
     def describe(self) -> list[Any]:
         return []
@@ -77,7 +94,7 @@ class _StoreCollector:
         from prometheus_client.core import GaugeMetricFamily
         from sqlalchemy import func, select
 
-        from sentinel.store.models import AlertDelivery, Finding
+        from sentinel.store.models import AlertDelivery, Finding, Scan
 
         findings = GaugeMetricFamily(
             "sentinel_findings",
@@ -101,8 +118,16 @@ class _StoreCollector:
                 select(AlertDelivery.status, func.count()).group_by(AlertDelivery.status)
             ):
                 alerts.add_metric([status], n)
+            unfinished = (
+                s.scalar(select(func.count()).where(Scan.status.in_(("queued", "running"))))
+                if self.queue_from_store
+                else None
+            )
         runner = self.m.runner
-        queue.add_metric([], runner.depth() if runner is not None else 0)
+        if unfinished is not None:
+            queue.add_metric([], unfinished)
+        else:
+            queue.add_metric([], runner.depth() if runner is not None else 0)
         yield findings
         yield alerts
         yield queue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,6 +21,16 @@ def serve(
         Path | None,
         typer.Option(
             "--config", help="Service config (default $SENTINEL_HOME/service.toml).", readable=False
+        ),
+    ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=64,
+            help="Serving processes on one port (default from [service], 1); each runs "
+            "its own scan pool.",
         ),
     ] = None,
     dev: Annotated[
@@ -65,32 +75,25 @@ def serve(
     from sentinel.store.facade import open_store
 
     store = open_store(migrate_now=True, keyring=ring)
-    from sentinel.api.app import create_app
-    from sentinel.jobs.inprocess import InProcessRunner
-
-    runner = InProcessRunner(store, settings)
-    app = create_app(store, settings, runner)
-    runner.on_done.append(app.state.metrics.scan_done)
-    from sentinel.service_hooks import after_ingest_hooks, after_scan_hooks, start_background
-
-    metrics = app.state.metrics
-    runner.on_done.extend(after_scan_hooks(store, settings, metrics))
-    app.state.on_ingest.extend(after_ingest_hooks(store, settings, metrics))
-    background = start_background(store, settings, runner, metrics)
-
     import uvicorn
 
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=host or settings.service.host,
-            port=settings.service.port if port is None else port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=10,
-        )
+    n = processes or settings.service.processes
+    listen = dict(
+        host=host or settings.service.host,
+        port=settings.service.port if port is None else port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
     )
+    if n > 1:
+        store.close()  # migrated; each worker process opens its own
+        _serve_processes(n, config, listen, log)
+        return
+    from sentinel.api.serving import assemble
+
+    app, stops = assemble(store, settings)
+    server = uvicorn.Server(uvicorn.Config(app, **listen))  # type: ignore[arg-type]
 
     # say where it listens once it does (port 0 picks one), for people and for tests
     orig_startup = server.startup
@@ -99,19 +102,46 @@ def serve(
         await orig_startup(sockets)
         for s in server.servers:
             for sock in s.sockets:
-                addr = sock.getsockname()
-                log.info(f"listening on http://{addr[0]}:{addr[1]}")
-                print(
-                    f"sentinel: listening on http://{addr[0]}:{addr[1]}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                _say_listening(sock, log)
 
     server.startup = startup  # type: ignore[method-assign]
     try:
         server.run()
     finally:
-        for stop in background:
+        for stop in stops:
             stop()
-        runner.shutdown(wait=False)
         store.close()
+
+
+def _say_listening(sock: Any, log: Any) -> None:
+    import sys
+
+    addr = sock.getsockname()
+    log.info(f"listening on http://{addr[0]}:{addr[1]}")
+    print(f"sentinel: listening on http://{addr[0]}:{addr[1]}", file=sys.stderr, flush=True)
+
+
+def _serve_processes(n: int, config: Path | None, listen: dict[str, Any], log: Any) -> None:
+    """N serving processes on one socket under uvicorn's supervisor (it restarts one
+    that dies); Prometheus counters shared through a directory of this run's own."""
+    import os
+    import shutil
+    import tempfile
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from sentinel.api.serving import ENV_CONFIG
+
+    metrics_dir = tempfile.mkdtemp(prefix="sentinel-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    os.environ[ENV_CONFIG] = str(config) if config is not None else ""
+    cfg = uvicorn.Config("sentinel.api.serving:worker_app", factory=True, workers=n, **listen)
+    sock = cfg.bind_socket()
+    _say_listening(sock, log)
+    log.info("serving with %d processes", n)
+    try:
+        Multiprocess(cfg, sockets=[sock]).run()
+    finally:
+        sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -293,6 +293,10 @@ class Scheduler:
             return  # a runner that does not stamp its scans cannot be told from the dead
         from apscheduler.jobstores.memory import MemoryJobStore
 
+        # APScheduler logs every run of every job at info; this one runs each heartbeat
+        # and logs what it did itself ("recovery: ..."), and each schedule's run logs
+        # its scan ("schedule NAME: queued scan ID")
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         aps.add_jobstore(MemoryJobStore(), "leader")
         aps.add_job(
             self.recover,

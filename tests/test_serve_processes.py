@@ -1,0 +1,109 @@
+"""``sentinel serve --processes 2``: two serving processes on one port behave as one
+service: one scheduler leader, scans from either stored once, /metrics the same sum
+whichever process answers, and SIGTERM stops them all. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.apiclient import bearer, new_token
+from tests.conftest import token
+
+SERVE = [sys.executable, "-m", "sentinel.cli.main", "serve", "--port", "0"]
+
+
+def _servers(pid: int) -> list[int]:
+    """The serving processes under ``pid`` (not multiprocessing's resource tracker)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    kids = [int(x) for x in out.split()]
+    return [k for k in kids if b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()]
+
+
+@pytest.mark.integration
+def test_two_processes_serve_as_one(store_env: str, tmp_path: Path) -> None:
+    from sentinel.store.facade import open_store
+
+    roots = tmp_path / "roots"
+    (roots / "app").mkdir(parents=True)
+    (roots / "app" / "ci.env").write_text(f"GITHUB_TOKEN={token('ghp', 77)}\n")
+    config = tmp_path / "service.toml"
+    config.write_text(f'[service]\nscan_roots = ["{roots}"]\nworkers = 1\n')
+    store = open_store(migrate_now=True)
+    try:
+        headers = bearer(new_token(store, "ci", ["scans:write", "findings:read"]))
+    finally:
+        store.close()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [*SERVE, "--processes", "2", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=dict(os.environ),
+        )
+    try:
+        url = None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            m = re.search(r"^sentinel: listening on (http://\S+)$", log.read_text(), re.M)
+            url = m.group(1) if m else None
+            time.sleep(0.1)
+        assert url, log.read_text()[-2000:]
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
+            while log.read_text().count("Application startup complete") < 2:
+                assert time.monotonic() < deadline, log.read_text()[-2000:]
+                time.sleep(0.1)
+            workers = _servers(proc.pid)
+            assert len(workers) == 2, workers
+            ids = []
+            for _ in range(4):  # some land on each process
+                r = c.post("/v1/scans", json={"kind": "path", "target": str(roots / "app")})
+                assert r.status_code == 202, r.text
+                ids.append(r.json()["id"])
+            for sid in ids:
+                while (status := c.get(f"/v1/scans/{sid}").json()["status"]) not in (
+                    "succeeded",
+                    "failed",
+                ):
+                    assert time.monotonic() < deadline + 120, status
+                    time.sleep(0.2)
+                assert status == "succeeded"
+            # one finding, one occurrence, however many processes scanned it
+            page: Any = c.get("/v1/findings").json()
+            assert len(page["items"]) == 1
+            detail = c.get(f"/v1/findings/{page['items'][0]['id']}").json()
+            assert detail["occurrences_total"] == 1
+
+            # every scrape sums both processes' counters, whichever one answers (a
+            # scan's row says it succeeded a moment before its runner counts it)
+            def succeeded() -> str:
+                text = c.get("/metrics").text
+                m = re.search(r'^sentinel_scans_total\{outcome="succeeded"\} (\S+)$', text, re.M)
+                return m.group(1) if m else "none"
+
+            while succeeded() != "4.0":
+                assert time.monotonic() < deadline + 180, succeeded()
+                time.sleep(0.2)
+            scrapes = {succeeded() for _ in range(8)}
+            assert scrapes == {"4.0"}, scrapes
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    text = log.read_text()
+    assert text.count("this process leads") == 1, text[-3000:]
+    assert proc.returncode == 0, text[-2000:]
+    for pid in workers:
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
+    assert "Traceback" not in text
