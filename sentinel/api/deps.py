@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -113,16 +114,45 @@ def settings_of(request: Request) -> ServiceSettings:
     return settings if settings is not None else ServiceSettings()
 
 
-def db_session(request: Request) -> Iterator[Session]:
-    with store_of(request).sessions() as s:
+async def db_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session. Made here without a thread-pool hop (a Session connects
+    only when first used, in the route's thread); closed in the pool, since closing
+    ends its transaction on the database."""
+    import anyio.to_thread
+
+    s = store_of(request).sessions()
+    try:
         yield s
+    finally:
+        # threads of their own: a close that waited for the route threads, while they
+        # wait for the connections it returns, would deadlock the pool under load
+        await anyio.to_thread.run_sync(s.close, limiter=_close_limiter())
+
+
+_CLOSERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _close_limiter() -> Any:
+    """The closing threads' limiter of the running event loop (one per loop: a test
+    client runs each app in a loop of its own)."""
+    import asyncio
+
+    import anyio
+
+    loop = asyncio.get_running_loop()
+    limiter = _CLOSERS.get(loop)
+    if limiter is None:
+        limiter = _CLOSERS[loop] = anyio.CapacityLimiter(8)
+    return limiter
 
 
 def _unauthorized(detail: str) -> Problem:
     return Problem(401, "Unauthorized", detail, {"WWW-Authenticate": "Bearer"})
 
 
-def authenticate(request: Request) -> Principal:
+async def authenticate(request: Request) -> Principal:
+    """The request's token, verified: from this process's cache when it was verified
+    within AUTH_CACHE_SECONDS (no thread-pool hop, no query), else from its row."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     value = value.strip()
@@ -139,10 +169,22 @@ def authenticate(request: Request) -> Principal:
         principal, expires_at = hit[1], hit[2]
         if expires_at is None or expires_at > utcnow():
             return principal
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(_verify, request, parts[1], digest, cache, now_m)
+
+
+def _verify(
+    request: Request,
+    lookup: str,
+    digest: str,
+    cache: dict[str, tuple[float, Principal, Any]],
+    now_m: float,
+) -> Principal:
     from sqlalchemy import select
 
     with store_of(request).sessions() as s:
-        row = s.scalars(select(ApiToken).where(ApiToken.lookup == parts[1])).first()
+        row = s.scalars(select(ApiToken).where(ApiToken.lookup == lookup)).first()
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             raise _unauthorized("the token is not valid")
         now = utcnow()
