@@ -469,6 +469,8 @@ def run_load(url: str, backend: str, args: argparse.Namespace, n_findings: int) 
     if out.returncode != 0 or not m:
         raise SystemExit(f"sentinel tokens create failed: {(out.stderr or out.stdout).strip()}")
     token = m.group(0)
+    if args.api_threads:
+        (home / "service.toml").write_text(f"[service]\napi_threads = {args.api_threads}\n")
     port = free_port()
     serve = sentinel_cmd("serve", "--host", "127.0.0.1", "--port", str(port))
     if args.processes > 1:
@@ -558,6 +560,8 @@ def run_load(url: str, backend: str, args: argparse.Namespace, n_findings: int) 
             server.kill()
             server.wait()
         log.close()
+        if os.environ.get("BENCH_KEEP_LOG"):
+            shutil.copy(home / "serve.log", os.environ["BENCH_KEEP_LOG"])
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -666,6 +670,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--processes", type=int, default=1, help="sentinel serve --processes")
+    ap.add_argument(
+        "--api-threads", type=int, default=0, help="[service] api_threads (0: its default)"
+    )
     ap.add_argument("--db", default="sqlite,postgresql")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--reseed", action="store_true", help="seed again even if cached")
@@ -738,6 +745,7 @@ def main() -> int:
         "clients": args.clients,
         "duration_s": args.duration,
         "processes": args.processes,
+        "api_threads": args.api_threads or None,
         "target": {"req_per_s": 500, "p99_ms": 100, "errors": 0},
         "machine": f"{os.cpu_count()} cores, shared with other work",
         "results": results,

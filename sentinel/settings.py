@@ -35,6 +35,8 @@ class ServiceSection(_Strict):
     # serving processes on one port (each with its own `workers` scans); the API's
     # throughput grows with them up to the machine's cores
     processes: int = Field(1, ge=1, le=64)
+    # threads per serving process that run the API's routes (each waits on the database)
+    api_threads: int = Field(40, ge=2, le=400)
     queue_size: int = Field(20, ge=0, le=10_000)  # scans waiting; beyond: 429
     scan_timeout_seconds: float = Field(3600, gt=0)
     scan_memory_bytes: int | None = Field(None, ge=64 * 1024 * 1024)  # RLIMIT_AS per scan

@@ -3,6 +3,8 @@ the root, JSON problems for every error, a body size cap. Nothing else lives her
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,7 +30,19 @@ def create_app(
     from sentinel.settings import ServiceSettings
 
     settings = settings or ServiceSettings()
+    threads = settings.service.api_threads
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        # the threads sync routes run in (anyio's default is 40): more only queue on the
+        # GIL and the database, and the wait of each request grows with them
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Sentinel",
         version="1",
         openapi_url="/openapi.json",
