@@ -626,7 +626,7 @@ def store_timings(url: str, n_findings: int, n: int = 400) -> dict[str, Any]:
                     lambda: (
                         queries.get_finding(s, fid),  # noqa: B023
                         queries.occurrences_of(s, fid),  # noqa: B023
-                        queries.count_occurrences(s, fid),  # noqa: B023
+                        queries.occurrence_counts(s, fid),  # noqa: B023
                     )
                 )
                 ms.append(t)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -250,13 +251,14 @@ def _bind(col: Any, value: Any) -> Any:
     return literal(value, type_=col.type)
 
 
-def _listed_columns() -> list[Any]:
+@functools.cache
+def _listed_columns() -> tuple[Any, ...]:
     """What a listing reads of each finding: every column but the sealed value (only
     whether there is one), as plain rows: building ORM objects was a third of a page's
     cost, and the value has no business leaving the store on a listing."""
     cols: list[Any] = [c for c in Finding.__table__.c if c.name != "secret_sealed"]
     cols.append(Finding.secret_sealed.is_not(None).label("value_kept"))
-    return cols
+    return tuple(cols)
 
 
 def list_findings(
@@ -352,13 +354,6 @@ def occurrences_of(
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(kind, (rows[-1].id,)) if more else None)
-
-
-def count_occurrences(session: Session, finding_id: int, *, present_only: bool = False) -> int:
-    stmt = select(func.count()).select_from(Occurrence).where(Occurrence.finding_id == finding_id)
-    if present_only:
-        stmt = stmt.where(Occurrence.gone_at.is_(None))
-    return int(session.scalar(stmt) or 0)
 
 
 def occurrence_counts(session: Session, finding_id: int) -> tuple[int, int]:

@@ -74,15 +74,20 @@ class FindingOut(BaseModel):
 
     @classmethod
     def of(cls, f: Finding) -> FindingOut:
-        # constructed, not validated: the row's columns have these types already, and
-        # validating every field of every row was a tenth of a list's cost
-        return cls.model_construct(
-            **{k: getattr(f, k) for k in _FINDING_FIELDS},
-            value_kept=f.secret_sealed is not None,
-        )
+        return cls.model_construct(**_fields_of(f))
 
 
 _FINDING_FIELDS = tuple(k for k in FindingOut.model_fields if k != "value_kept")
+
+
+def _fields_of(f: Finding) -> dict[str, Any]:
+    """FindingOut's fields of a stored finding, for ``model_construct``: constructed, not
+    validated, since the row's columns have these types already (validating every field
+    of every row was a tenth of a list's cost)."""
+    return {
+        **{k: getattr(f, k) for k in _FINDING_FIELDS},
+        "value_kept": f.secret_sealed is not None,
+    }
 
 
 def _json(model: BaseModel) -> Response:
@@ -230,8 +235,7 @@ def get_finding(
     total, present = queries.occurrence_counts(session, finding_id)
     return _json(  # type: ignore[return-value]
         FindingDetail.model_construct(
-            **{k: getattr(f, k) for k in _FINDING_FIELDS},
-            value_kept=f.secret_sealed is not None,
+            **_fields_of(f),
             occurrences=[_occ(o) for o in page.items],
             occurrences_total=total,
             occurrences_present=present,
