@@ -16,10 +16,8 @@ import json
 import os
 import random
 import re
-import signal
 import string
 import subprocess
-import sys
 import time
 import urllib.parse
 import uuid
@@ -35,6 +33,7 @@ from sentinel.store.models import Finding
 from tests.apiclient import new_token
 from tests.conftest import GitRepo, run_cli, token
 from tests.githttp import GitHTTPServer
+from tests.serveproc import start_serve, stop_serve
 from tests.slackapi import SlackStandIn
 
 
@@ -108,7 +107,7 @@ def _write(d: Path, vals: dict[str, str]) -> Path:
 
 
 class Served:
-    def __init__(self, proc: subprocess.Popen[str], url: str, log: Path) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
         self.proc, self.url, self.log = proc, url, log
 
 
@@ -139,47 +138,19 @@ def served(store_env: str, tmp_path: Path, slack: SlackStandIn) -> Iterator[Serv
         "poll_seconds = 0.2\n"
     )
     log = tmp_path / "serve.log"
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sentinel.cli.main",
-                "serve",
-                "--port",
-                "0",
-                "--config",
-                str(cfg),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            text=True,
-            env=dict(
-                os.environ,
-                SENTINEL_HOME=str(tmp_path / "home"),
-                SENTINEL_GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET,
-            ),
-        )
-    url = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and url is None and proc.poll() is None:
-        m = re.search(r"^sentinel: listening on (http://\S+)$", log.read_text(), re.M)
-        url = m.group(1) if m else None
-        time.sleep(0.1)
-    if url is None:
-        proc.kill()
-        proc.wait()
-        raise AssertionError("sentinel serve did not start:\n" + log.read_text()[-2000:])
+    proc, url = start_serve(
+        log,
+        "--config",
+        str(cfg),
+        env={
+            "SENTINEL_HOME": str(tmp_path / "home"),
+            "SENTINEL_GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        },
+    )
     try:
         yield Served(proc, url, log)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_serve(proc, timeout=20)
 
 
 def _wait_scan(client: httpx.Client, sid: str) -> dict[str, Any]:
@@ -385,8 +356,7 @@ def test_no_canary_reaches_a_log_an_answer_or_the_database(
     assert (sealed or 0) >= 6, sealed  # gh, aws and slack values of at least two ways in
     assert len(page["items"]) >= 9, [f["rule_id"] for f in page["items"]]
 
-    served.proc.send_signal(signal.SIGTERM)
-    served.proc.wait(20)
+    stop_serve(served.proc, timeout=20)
     log = served.log.read_text()
     assert len(slack.requests) >= 6, len(slack.requests)  # each way in alerted
     assert '"message": "request"' in log  # the log was written, so searching it means something

@@ -4,11 +4,7 @@ a real ``sentinel serve`` started over the rows a killed one leaves behind."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,6 +17,8 @@ from sqlalchemy import func, select
 from sentinel.jobs.base import QueueFull
 from sentinel.store.models import Lease, Occurrence, Scan, utcnow
 from tests.conftest import token
+from tests.serveproc import start_serve, stop_serve
+from tests.test_webhook_github import wait as _wait
 
 DEAD = "gone-host:4242:deadbeef"  # a runner whose process is gone: no lease row
 
@@ -71,18 +69,6 @@ def _live_lease(store: Any, holder: str, replace: bool = False) -> None:
             return
         s.add(Lease(name="runner:" + holder, holder=holder, expires_at=utcnow() + timedelta(1)))
         s.commit()
-
-
-def _wait(store: Any, sid: str, timeout: float = 120) -> Scan:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with store.sessions() as s:
-            row = s.get(Scan, sid)
-            if row is not None and row.status in ("succeeded", "failed"):
-                s.expunge(row)
-                return row
-        time.sleep(0.1)
-    raise AssertionError(f"scan {sid} did not finish")
 
 
 class _Recording:
@@ -190,24 +176,6 @@ def test_a_runner_gives_its_lease_up_when_it_stops(opened: Any, tmp_path: Path) 
 # -- through a real sentinel serve ------------------------------------------------------------
 
 
-def _serve(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with log.open("ab") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sentinel.cli.main", "serve", "--port", "0", "--config", config],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            env=dict(os.environ),
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        found = re.findall(r"^sentinel: listening on (http://\S+)$", log.read_text(), re.M)
-        if found:
-            return proc, found[-1]
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("sentinel serve did not start:\n" + log.read_text()[-2000:])
-
-
 @pytest.mark.integration
 def test_serve_runs_again_what_a_killed_serve_left_unfinished(opened: Any, tmp_path: Path) -> None:
     import httpx
@@ -227,7 +195,7 @@ def test_serve_runs_again_what_a_killed_serve_left_unfinished(opened: Any, tmp_p
     for i in range(400):
         (big / f"f{i}.txt").write_text("lorem ipsum dolor sit amet\n" * 2000)
     small = _leak(roots / "small", 7)
-    proc, url = _serve(config, log)
+    proc, url = start_serve(log, "--config", str(config))
     try:
         with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
             first = c.post("/v1/scans", json={"kind": "path", "target": str(big)})
@@ -241,15 +209,14 @@ def test_serve_runs_again_what_a_killed_serve_left_unfinished(opened: Any, tmp_p
         row = s.get(Scan, sid)
         assert row is not None and row.status == "queued", row and row.status
     # a new serve: once the dead one's lease lapses it runs the waiting scan
-    proc, url = _serve(config, log)
+    proc, url = start_serve(log, "--config", str(config))
     try:
         row = _wait(opened, sid)
         assert row.status == "succeeded", row.errors
         assert row.findings_new == 1
         assert _wait(opened, first.json()["id"]).status == "succeeded"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        stop_serve(proc)
     assert "unfinished scan(s) queued again" in log.read_text()
 
 

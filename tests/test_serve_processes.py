@@ -4,11 +4,8 @@ whichever process answers, and SIGTERM stops them all. On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,8 +15,7 @@ import pytest
 
 from tests.apiclient import bearer, new_token
 from tests.conftest import token
-
-SERVE = [sys.executable, "-m", "sentinel.cli.main", "serve", "--port", "0"]
+from tests.serveproc import start_serve, stop_serve
 
 
 def _servers(pid: int) -> list[int]:
@@ -44,21 +40,9 @@ def test_two_processes_serve_as_one(store_env: str, tmp_path: Path) -> None:
     finally:
         store.close()
     log = tmp_path / "serve.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [*SERVE, "--processes", "2", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            env=dict(os.environ),
-        )
+    proc, url = start_serve(log, "--processes", "2", "--config", str(config))
+    deadline = time.monotonic() + 60
     try:
-        url = None
-        deadline = time.monotonic() + 60
-        while url is None and time.monotonic() < deadline and proc.poll() is None:
-            m = re.search(r"^sentinel: listening on (http://\S+)$", log.read_text(), re.M)
-            url = m.group(1) if m else None
-            time.sleep(0.1)
-        assert url, log.read_text()[-2000:]
         with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
             while log.read_text().count("Application startup complete") < 2:
                 assert time.monotonic() < deadline, log.read_text()[-2000:]
@@ -97,8 +81,7 @@ def test_two_processes_serve_as_one(store_env: str, tmp_path: Path) -> None:
             scrapes = {succeeded() for _ in range(8)}
             assert scrapes == {"4.0"}, scrapes
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        stop_serve(proc, timeout=60)
     text = log.read_text()
     assert text.count("this process leads") == 1, text[-3000:]
     assert proc.returncode == 0, text[-2000:]
