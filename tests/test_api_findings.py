@@ -121,6 +121,30 @@ def test_one_finding_with_occurrences(client: TestClient, opened: Any, tmp_path:
     assert "999999" in missing.json()["detail"]
 
 
+def test_answers_are_exactly_the_documented_models(
+    client: TestClient, opened: Any, tmp_path: Path
+) -> None:
+    """The reads write JSON straight from rows: each answer must be what its response
+    model would write (same fields, same time format), gone occurrences included."""
+    from sentinel.api.routes.findings import FindingDetail, FindingPage
+
+    reader = bearer(make_token(opened, "reader", ["findings:read"]))
+    work = _secrets(tmp_path, 3)
+    _scan(work)
+    (work / "f0.env").unlink()
+    _scan(work)  # f0's occurrence is now gone, with when
+    page = client.get("/v1/findings", headers=reader).json()
+    assert len(page["items"]) == 3
+    assert FindingPage.model_validate(page).model_dump(mode="json") == page
+    assert page["items"][0]["last_seen"].endswith("Z")
+    details = [client.get(f"/v1/findings/{i['id']}", headers=reader).json() for i in page["items"]]
+    for d in details:
+        assert FindingDetail.model_validate(d).model_dump(mode="json") == d
+    gone = [o for d in details for o in d["occurrences"] if o["gone_at"]]
+    assert len(gone) == 1 and gone[0]["path"].endswith("f0.env")
+    assert sorted(d["occurrences_present"] for d in details) == [0, 1, 1]
+
+
 def test_triage_is_audited_and_survives_a_rescan(
     client: TestClient, opened: Any, tmp_path: Path
 ) -> None:

@@ -152,7 +152,9 @@ def _unauthorized(detail: str) -> Problem:
 
 async def authenticate(request: Request) -> Principal:
     """The request's token, verified: from this process's cache when it was verified
-    within AUTH_CACHE_SECONDS (no thread-pool hop, no query), else from its row."""
+    within AUTH_CACHE_SECONDS, else from its row, read on the event loop like the
+    findings reads (a verification handed to the thread pool waited there behind the
+    loop for the GIL, and every request arriving meanwhile missed the cache too)."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     value = value.strip()
@@ -169,9 +171,13 @@ async def authenticate(request: Request) -> Principal:
         principal, expires_at = hit[1], hit[2]
         if expires_at is None or expires_at > utcnow():
             return principal
-    from starlette.concurrency import run_in_threadpool
+    principal, touch = _verify(request, parts[1], digest, cache, now_m)
+    if touch is not None:
+        # a write may wait on the database's write lock: in a thread, never on the loop
+        import anyio.to_thread
 
-    return await run_in_threadpool(_verify, request, parts[1], digest, cache, now_m)
+        await anyio.to_thread.run_sync(_touch, request, *touch, limiter=_close_limiter())
+    return principal
 
 
 def _verify(
@@ -180,10 +186,11 @@ def _verify(
     digest: str,
     cache: dict[str, tuple[float, Principal, Any]],
     now_m: float,
-) -> Principal:
+) -> tuple[Principal, tuple[int, Any] | None]:
+    """The token's principal, and (row id, now) when its last use should be recorded."""
     from sqlalchemy import select
 
-    with store_of(request).sessions() as s:
+    with store_of(request).loop_session() as s:
         row = s.scalars(select(ApiToken).where(ApiToken.lookup == lookup)).first()
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             raise _unauthorized("the token is not valid")
@@ -192,21 +199,24 @@ def _verify(
             raise _unauthorized("the token was revoked")
         if row.expires_at is not None and row.expires_at <= now:
             raise _unauthorized("the token has expired")
-        if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-            # at most one write a minute per token, not one per request
-            from sentinel.store.session import writing
-
-            s.rollback()
-            writing(s)
-            fresh = s.get(ApiToken, row.id)
-            if fresh is not None:
-                fresh.last_used_at = now
-                s.commit()
+        # at most one write a minute per token, not one per request
+        stale = row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60
         principal = Principal(row.id, row.name, frozenset(row.scopes or ()))
         if len(cache) >= AUTH_CACHE_MAX:
             cache.clear()
         cache[digest] = (now_m, principal, row.expires_at)
-        return principal
+        return principal, ((row.id, now) if stale else None)
+
+
+def _touch(request: Request, token_id: int, now: Any) -> None:
+    from sentinel.store.session import writing
+
+    with store_of(request).sessions() as s:
+        writing(s)
+        fresh = s.get(ApiToken, token_id)
+        if fresh is not None:
+            fresh.last_used_at = now
+            s.commit()
 
 
 # A verified token is taken on trust for this long without reading its row again: at

@@ -4,9 +4,10 @@ under) and the encryption keyring."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +32,34 @@ class Store:
     url: str
     fingerprint: FingerprintKey
     keyring: Keyring
+    _loop_sessions: sessionmaker[Session] | None = field(default=None, init=False, repr=False)
+    _loop_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def loop_session(self) -> Session:
+        """A session for a read that runs on the event loop itself, start to close
+        without an await in between (sentinel.api.routes.findings): its own small pool,
+        so connections held by the thread-pool routes (whose sessions close through the
+        loop) can never leave it waiting on a connection while it blocks the loop."""
+        sessions = self._loop_sessions
+        if sessions is None:
+            from sentinel.store.session import make_engine, session_factory
+
+            with self._loop_lock:
+                if self._loop_sessions is None:
+                    # one connection in use per event loop at a time; a few loops (test
+                    # clients each run one) share the pool
+                    engine = make_engine(self.url, pool_size=2, max_overflow=8)
+                    self._loop_sessions = session_factory(engine)
+                sessions = self._loop_sessions
+        return sessions()
 
     def close(self) -> None:
         self.engine.dispose()
+        loop = self._loop_sessions
+        if loop is not None:
+            bind = loop.kw.get("bind")
+            if bind is not None:
+                bind.dispose()
 
 
 def open_store(

@@ -253,12 +253,20 @@ def _bind(col: Any, value: Any) -> Any:
 
 @functools.cache
 def _listed_columns() -> tuple[Any, ...]:
-    """What a listing reads of each finding: every column but the sealed value (only
-    whether there is one), as plain rows: building ORM objects was a third of a page's
+    """What a listing reads of each finding: every column but the sealed value and its
+    key id (only whether there is a value), as plain rows: building ORM objects was a third of a page's
     cost, and the value has no business leaving the store on a listing."""
-    cols: list[Any] = [c for c in Finding.__table__.c if c.name != "secret_sealed"]
-    cols.append(Finding.secret_sealed.is_not(None).label("value_kept"))
+    cols: list[Any] = [
+        c for c in Finding.__table__.c if c.name not in ("secret_sealed", "secret_key_id")
+    ]
+    cols.append(Finding.__table__.c.secret_sealed.is_not(None).label("value_kept"))
     return tuple(cols)
+
+
+def _rows(session: Session, stmt: Any) -> list[Any]:
+    """``stmt``'s rows through the session's connection: Core rows, without the ORM's
+    result machinery (a listing has no entities to load)."""
+    return list(session.connection().execute(stmt).all())
 
 
 def list_findings(
@@ -285,7 +293,7 @@ def list_findings(
     col = Finding.last_seen if sort == "last_seen" else Finding.first_seen
     after = decode_cursor(cursor, kind, (datetime, int)) if cursor else None
     stmt = _keyed(select(*_listed_columns()).where(*conds), (col, Finding.id), after, desc)
-    rows = list(session.execute(stmt.limit(limit + 1)))
+    rows = _rows(session, stmt.limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = None
@@ -317,7 +325,7 @@ def _by_severity(
         first = i == 0 and ranks_left[0] == ranks[start]
         stmt = select(*_listed_columns()).where(*conds, Finding.severity == sev)
         stmt = _keyed(stmt, (Finding.last_seen, Finding.id), after if first else None, desc)
-        rows.extend(session.execute(stmt.limit(limit + 1 - len(rows))))
+        rows.extend(_rows(session, stmt.limit(limit + 1 - len(rows))))
         if len(rows) > limit:
             break
     more = len(rows) > limit
@@ -351,6 +359,70 @@ def occurrences_of(
         (after,) = decode_cursor(cursor, kind, (int,))
         stmt = stmt.where(Occurrence.id > after)
     rows = list(session.scalars(stmt.order_by(Occurrence.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(kind, (rows[-1].id,)) if more else None)
+
+
+def finding_row(session: Session, finding_id: int) -> Any:
+    """A finding as a listing's row, with ``occurrences_total`` and
+    ``occurrences_present`` (not gone), in one query."""
+    o = Occurrence.__table__.c
+    of_it = o.finding_id == finding_id
+    total = select(func.count()).where(of_it).scalar_subquery()
+    present = select(func.count()).where(of_it, o.gone_at.is_(None)).scalar_subquery()
+    stmt = select(
+        *_listed_columns(),
+        total.label("occurrences_total"),
+        present.label("occurrences_present"),
+    ).where(Finding.__table__.c.id == finding_id)
+    rows = _rows(session, stmt)
+    if not rows:
+        raise NotFound(f"no finding {finding_id}")
+    return rows[0]
+
+
+OCCURRENCE_FIELDS = (
+    "id",
+    "source",
+    "target",
+    "commit",
+    "image",
+    "layer",
+    "cluster",
+    "namespace",
+    "kind",
+    "name",
+    "key",
+    "path",
+    "line",
+    "column",
+    "author",
+    "email",
+    "date",
+    "first_seen",
+    "last_seen",
+    "last_scan_id",
+    "gone_at",
+)
+
+
+def occurrence_rows(
+    session: Session,
+    finding_id: int,
+    *,
+    limit: int = OCCURRENCES_PAGE,
+    cursor: str | None = None,
+) -> Page[Any]:
+    """``occurrences_of`` as rows of OCCURRENCE_FIELDS (what the API shows)."""
+    check_limit(limit, OCCURRENCES_PAGE)
+    kind = f"occurrences:{finding_id}"
+    o = Occurrence.__table__.c
+    stmt = select(*[o[k] for k in OCCURRENCE_FIELDS]).where(o.finding_id == finding_id)
+    if cursor:
+        (after,) = decode_cursor(cursor, kind, (int,))
+        stmt = stmt.where(o.id > after)
+    rows = _rows(session, stmt.order_by(o.id).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(kind, (rows[-1].id,)) if more else None)

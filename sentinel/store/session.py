@@ -40,6 +40,9 @@ def database_url(url: str | None = None) -> str:
     )
 
 
+BUSY_TIMEOUT_MS = 30_000  # SQLite: how long a writer waits for the write lock
+
+
 def describe(url: str) -> str:
     """The URL without its password, for messages and logs."""
     from sqlalchemy.engine import make_url
@@ -77,7 +80,7 @@ def make_engine(url: str | None = None, **kw: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -85,10 +88,18 @@ def make_engine(url: str | None = None, **kw: Any) -> Engine:
             # a writer takes the write lock at its start (see ``writing``): two writers
             # queue on busy_timeout instead of one failing with "database is locked" when
             # it upgrades a read transaction; readers begin deferred and never wait (WAL)
-            if conn.get_execution_options().get("sentinel_write"):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
+            opts = conn.get_execution_options()
+            if not opts.get("sentinel_write"):
                 conn.exec_driver_sql("BEGIN")
+            elif opts.get("sentinel_nowait"):
+                # ``writing_nowait``: the lock now or "database is locked" at once
+                conn.exec_driver_sql("PRAGMA busy_timeout=0")
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     kw.setdefault("pool_size", 10)
@@ -109,3 +120,34 @@ def writing(session: Session) -> Session:
     """Mark ``session``'s transaction as one that writes; call it first thing."""
     session.connection(execution_options={"sentinel_write": True})
     return session
+
+
+# how long a write waits for a lock held by another transaction before it gives up and
+# goes to the thread pool (``writing_nowait``): on PostgreSQL a row lock, on SQLite the
+# database's write lock (which it does not wait for at all)
+NOWAIT_LOCK_TIMEOUT_MS = 20
+
+
+def writing_nowait(session: Session) -> Session:
+    """``writing`` for a transaction run on the event loop, which must not wait long
+    for a lock: SQLite's write lock is taken now or the begin fails at once; on
+    PostgreSQL a row lock waits at most NOWAIT_LOCK_TIMEOUT_MS. Both fail with an error
+    ``lock_busy`` recognises; the caller then runs the write in a thread instead."""
+    conn = session.connection(execution_options={"sentinel_write": True, "sentinel_nowait": True})
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{NOWAIT_LOCK_TIMEOUT_MS}ms'")
+    return session
+
+
+def lock_busy(exc: BaseException) -> bool:
+    """``exc`` is a lock ``writing_nowait`` did not get: SQLite's "database is locked"
+    or PostgreSQL's lock_not_available (55P03)."""
+    from sqlalchemy.exc import OperationalError
+
+    if not isinstance(exc, OperationalError):
+        return False
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "55P03":
+        return True
+    text = str(orig).lower()
+    return "database is locked" in text or "database is busy" in text
