@@ -25,11 +25,20 @@ if TYPE_CHECKING:
     from sentinel.store.facade import Store
 
 ENV_CONFIG = "SENTINEL_SERVE_CONFIG"  # the parent's --config, for its worker processes
+SWITCH_INTERVAL = 0.001  # seconds; see assemble
 
 
 def assemble(store: Store, settings: ServiceSettings) -> tuple[FastAPI, list[Callable[[], object]]]:
     """The app over ``store`` with its runner and background work started; the
     functions that stop them, in order."""
+    import sys
+
+    # The API's reads and triage run on the event loop, which is busy under load; work
+    # in threads (a triage that waits for a lock, scans, the leader's heartbeat) gets the
+    # GIL back only when the loop thread is made to yield it, after Python's default
+    # 5 ms. A thread holding the database's write lock should not hold it that much
+    # longer for every release: 1 ms, for a little more switching.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     from sentinel.api.app import create_app
     from sentinel.jobs.inprocess import InProcessRunner
     from sentinel.service_hooks import after_ingest_hooks, after_scan_hooks, start_background
