@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from sentinel.store.models import AuditRecord, Finding
 from tests.apiapp import TestClient, bearer, make_app, make_token
@@ -205,3 +205,28 @@ def test_auth_and_bad_requests_are_problems(client: TestClient, opened: Any) -> 
         assert r.status_code == 422, params
         assert r.headers["content-type"].startswith("application/problem+json")
         assert "\n" not in r.json()["detail"]
+
+
+def test_reads_survive_the_database_dropping_their_connection(
+    client: TestClient, opened: Any, tmp_path: Path
+) -> None:
+    """The loop's reads skip the ping per checkout on PostgreSQL: a connection the
+    server dropped (a restart, an idle timeout) is found when a read fails and that
+    read is run again on a new one, so the client sees no error."""
+    if opened.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL server dropping connections")
+    reader = bearer(make_token(opened, "reader", ["findings:read"]))
+    _scan(_secrets(tmp_path, 2))
+    fid = client.get("/v1/findings", headers=reader).json()["items"][0]["id"]
+    with opened.engine.connect() as c:
+        killed = c.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    assert killed >= 1  # the loop pool's connection among them
+    r = client.get("/v1/findings", headers=reader)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["items"]) == 2
+    assert client.get(f"/v1/findings/{fid}", headers=reader).status_code == 200

@@ -190,22 +190,23 @@ def _verify(
     """The token's principal, and (row id, now) when its last use should be recorded."""
     from sqlalchemy import select
 
-    with store_of(request).loop_session() as s:
-        row = s.scalars(select(ApiToken).where(ApiToken.lookup == lookup)).first()
-        if row is None or not hmac.compare_digest(row.token_hash, digest):
-            raise _unauthorized("the token is not valid")
-        now = utcnow()
-        if row.revoked_at is not None:
-            raise _unauthorized("the token was revoked")
-        if row.expires_at is not None and row.expires_at <= now:
-            raise _unauthorized("the token has expired")
-        # at most one write a minute per token, not one per request
-        stale = row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60
-        principal = Principal(row.id, row.name, frozenset(row.scopes or ()))
-        if len(cache) >= AUTH_CACHE_MAX:
-            cache.clear()
-        cache[digest] = (now_m, principal, row.expires_at)
-        return principal, ((row.id, now) if stale else None)
+    row = store_of(request).loop_read(
+        lambda s: s.scalars(select(ApiToken).where(ApiToken.lookup == lookup)).first()
+    )
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        raise _unauthorized("the token is not valid")
+    now = utcnow()
+    if row.revoked_at is not None:
+        raise _unauthorized("the token was revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise _unauthorized("the token has expired")
+    # at most one write a minute per token, not one per request
+    stale = row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60
+    principal = Principal(row.id, row.name, frozenset(row.scopes or ()))
+    if len(cache) >= AUTH_CACHE_MAX:
+        cache.clear()
+    cache[digest] = (now_m, principal, row.expires_at)
+    return principal, ((row.id, now) if stale else None)
 
 
 def _touch(request: Request, token_id: int, now: Any) -> None:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sentinel.store.models import Scan, Setting, utcnow
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sentinel.store.ingest import IngestResult
 
 FINGERPRINT_KEY_SETTING = "fingerprint_key_id"
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,16 +43,37 @@ class Store:
         loop) can never leave it waiting on a connection while it blocks the loop."""
         sessions = self._loop_sessions
         if sessions is None:
-            from sentinel.store.session import make_engine, session_factory
+            from sentinel.store.session import make_engine, session_factory, sqlite_path
 
             with self._loop_lock:
                 if self._loop_sessions is None:
                     # one connection in use per event loop at a time; a few loops (test
                     # clients each run one) share the pool
-                    engine = make_engine(self.url, pool_size=2, max_overflow=8)
+                    kw: dict[str, Any] = {"pool_size": 2, "max_overflow": 8}
+                    if sqlite_path(self.url) is None:
+                        # reads in autocommit, one snapshot per statement, and no ping
+                        # per checkout: three round trips a read fewer, each a wait of
+                        # the loop; a dropped connection is retried (``loop_read``);
+                        # a write asks for its transaction (``writing_nowait``)
+                        kw.update(isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+                    engine = make_engine(self.url, **kw)
                     self._loop_sessions = session_factory(engine)
                 sessions = self._loop_sessions
         return sessions()
+
+    def loop_read(self, read: Callable[[Session], T]) -> T:
+        """``read(session)`` on a ``loop_session``; once more on a fresh connection if
+        the database dropped the one it had (a restart, an idle timeout)."""
+        from sqlalchemy.exc import DBAPIError
+
+        for attempt in range(2):
+            with self.loop_session() as session:
+                try:
+                    return read(session)
+                except DBAPIError as exc:
+                    if attempt or not exc.connection_invalidated:
+                        raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -133,8 +133,12 @@ def writing_nowait(session: Session) -> Session:
     for a lock: SQLite's write lock is taken now or the begin fails at once; on
     PostgreSQL a row lock waits at most NOWAIT_LOCK_TIMEOUT_MS. Both fail with an error
     ``lock_busy`` recognises; the caller then runs the write in a thread instead."""
-    conn = session.connection(execution_options={"sentinel_write": True, "sentinel_nowait": True})
-    if conn.dialect.name == "postgresql":
+    opts: dict[str, Any] = {"sentinel_write": True, "sentinel_nowait": True}
+    pg = session.get_bind().dialect.name == "postgresql"
+    if pg:
+        opts["isolation_level"] = "READ COMMITTED"  # the loop pool reads in autocommit
+    conn = session.connection(execution_options=opts)
+    if pg:
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{NOWAIT_LOCK_TIMEOUT_MS}ms'")
     return session
 

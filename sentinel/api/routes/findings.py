@@ -220,13 +220,14 @@ async def list_findings(
         since=_utc(since),
         q=q,
     )
-    with store_of(request).loop_session() as session:
-        try:
-            page = queries.list_findings(
-                session, flt, sort=sort, order=order, limit=limit, cursor=cursor
+    try:
+        page = store_of(request).loop_read(
+            lambda s: queries.list_findings(
+                s, flt, sort=sort, order=order, limit=limit, cursor=cursor
             )
-        except queries.QueryError as exc:
-            raise _query_error(exc) from None
+        )
+    except queries.QueryError as exc:
+        raise _query_error(exc) from None
     items = _listed_all(page.items)
     return _json({"items": items, "next_cursor": page.next_cursor})  # type: ignore[return-value]
 
@@ -241,16 +242,20 @@ async def get_finding(
     ] = queries.OCCURRENCES_PAGE,
     occurrences_cursor: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> FindingDetail:
-    with store_of(request).loop_session() as session:
-        try:
-            row = queries.finding_row(session, finding_id)
-            page = queries.occurrence_rows(
-                session, finding_id, limit=occurrences_limit, cursor=occurrences_cursor
-            )
-        except queries.NotFound as exc:
-            raise Problem(404, "Not found", str(exc)) from None
-        except queries.QueryError as exc:
-            raise _query_error(exc) from None
+
+    def read(session: Session) -> tuple[Any, queries.Page[Any]]:
+        row = queries.finding_row(session, finding_id)
+        page = queries.occurrence_rows(
+            session, finding_id, limit=occurrences_limit, cursor=occurrences_cursor
+        )
+        return row, page
+
+    try:
+        row, page = store_of(request).loop_read(read)
+    except queries.NotFound as exc:
+        raise Problem(404, "Not found", str(exc)) from None
+    except queries.QueryError as exc:
+        raise _query_error(exc) from None
     m = row._mapping
     detail = _listed(row)
     detail["occurrences"] = [_occurrence(o) for o in page.items]
