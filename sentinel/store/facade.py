@@ -56,6 +56,10 @@ class Store:
                         # the loop; a dropped connection is retried (``loop_read``);
                         # a write asks for its transaction (``writing_nowait``)
                         kw.update(isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+                        # and prepared: PostgreSQL took longer to plan a simple page than
+                        # to run it (0.06 ms against 0.04); these statements are keyed
+                        # and bounded, so generic plans serve them
+                        kw["prepare"] = True
                     engine = make_engine(self.url, **kw)
                     self._loop_sessions = session_factory(engine)
                 sessions = self._loop_sessions

@@ -190,46 +190,113 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _conditions(flt: FindingFilter) -> list[ColumnElement[bool]]:
-    conds: list[ColumnElement[bool]] = []
-    if flt.status:
-        conds.append(Finding.status == flt.status)
-    if flt.severity:
-        conds.append(Finding.severity == flt.severity)
-    if flt.confidence:
-        conds.append(Finding.confidence == flt.confidence)
+# A listing's statement depends on which filters it has, not on their values: it is
+# built once per shape with bound parameters and kept (building a statement and its
+# cache key for every request was a tenth of a page's time), the values bound at each
+# execution. A shape is the names of the filters given, in this order.
+
+
+def _shape(flt: FindingFilter) -> tuple[str, ...]:
+    shape: list[str] = []
+    for name in ("status", "severity", "confidence"):
+        if getattr(flt, name):
+            shape.append(name)
     if flt.rule:
-        if flt.rule.endswith("*"):
-            prefix = flt.rule[:-1]
-            bounds = _prefix_range(prefix)
-            if bounds is not None:
-                conds.append(Finding.rule_id >= bounds[0])
-                conds.append(Finding.rule_id < bounds[1])
-            # exact under any collation; the range above is what uses the index
-            conds.append(Finding.rule_id.like(_like_escape(prefix) + "%", escape="\\"))
+        if not flt.rule.endswith("*"):
+            shape.append("rule")
+        elif _prefix_range(flt.rule[:-1]) is not None:
+            shape.append("rule_range")
         else:
-            conds.append(Finding.rule_id == flt.rule)
+            shape.append("rule_like")
     if flt.since is not None:
-        conds.append(Finding.last_seen >= flt.since)
+        shape.append("since")
     if flt.target is not None:
-        # one index range over (target, source, finding_id), not a probe per finding
-        sub = select(Occurrence.finding_id).where(Occurrence.target == flt.target)
-        if flt.source:
-            sub = sub.where(Occurrence.source == flt.source)
-        conds.append(Finding.id.in_(sub))
+        shape.append("target_source" if flt.source else "target")
     elif flt.source:
-        conds.append(
-            exists().where(Occurrence.finding_id == Finding.id, Occurrence.source == flt.source)
-        )
+        shape.append("source")
     if flt.q:
-        pattern = "%" + _like_escape(flt.q.lower()) + "%"
-        conds.append(
-            or_(
-                func.lower(Finding.rule_id).like(pattern, escape="\\"),
-                func.lower(Finding.redacted).like(pattern, escape="\\"),
+        shape.append("q")
+    return tuple(shape)
+
+
+def _params(flt: FindingFilter) -> dict[str, Any]:
+    """The values of ``flt`` for the parameters of ``_conditions(_shape(flt))``."""
+    params: dict[str, Any] = {
+        "f_status": flt.status,
+        "f_severity": flt.severity,
+        "f_confidence": flt.confidence,
+        "f_rule": flt.rule,
+        "f_since": flt.since,
+        "f_target": flt.target,
+        "f_source": flt.source,
+    }
+    if flt.rule and flt.rule.endswith("*"):
+        prefix = flt.rule[:-1]
+        bounds = _prefix_range(prefix)
+        if bounds is not None:
+            params["f_rule_lo"], params["f_rule_hi"] = bounds
+        params["f_rule_like"] = _like_escape(prefix) + "%"
+    if flt.q:
+        params["f_q"] = "%" + _like_escape(flt.q.lower()) + "%"
+    return params
+
+
+@functools.cache
+def _conditions(shape: tuple[str, ...]) -> tuple[ColumnElement[bool], ...]:
+    from sqlalchemy import bindparam
+
+    conds: list[ColumnElement[bool]] = []
+    for name in shape:
+        if name in ("status", "severity", "confidence"):
+            conds.append(getattr(Finding, name) == bindparam(f"f_{name}"))
+        elif name == "rule":
+            conds.append(Finding.rule_id == bindparam("f_rule"))
+        elif name in ("rule_range", "rule_like"):
+            if name == "rule_range":
+                # the range is what uses the index; the LIKE is exact under any collation
+                conds.append(Finding.rule_id >= bindparam("f_rule_lo"))
+                conds.append(Finding.rule_id < bindparam("f_rule_hi"))
+            conds.append(Finding.rule_id.like(bindparam("f_rule_like"), escape="\\"))
+        elif name == "since":
+            conds.append(Finding.last_seen >= bindparam("f_since"))
+        elif name in ("target", "target_source"):
+            # one index range over (target, source, finding_id), not a probe per finding
+            sub = select(Occurrence.finding_id).where(Occurrence.target == bindparam("f_target"))
+            if name == "target_source":
+                sub = sub.where(Occurrence.source == bindparam("f_source"))
+            conds.append(Finding.id.in_(sub))
+        elif name == "source":
+            conds.append(
+                exists().where(
+                    Occurrence.finding_id == Finding.id,
+                    Occurrence.source == bindparam("f_source"),
+                )
             )
-        )
-    return conds
+        elif name == "q":
+            pattern = bindparam("f_q")
+            conds.append(
+                or_(
+                    func.lower(Finding.rule_id).like(pattern, escape="\\"),
+                    func.lower(Finding.redacted).like(pattern, escape="\\"),
+                )
+            )
+    return tuple(conds)
+
+
+@functools.cache
+def _page_statement(shape: tuple[str, ...], sort: str, desc: bool, after: bool) -> Any:
+    """A page of a listing sorted by ``sort`` (last_seen or first_seen, then id), after
+    the key bound as k_seen, k_id when ``after``, at most f_limit rows."""
+    from sqlalchemy import Integer, bindparam
+
+    col = Finding.last_seen if sort == "last_seen" else Finding.first_seen
+    stmt = select(*_listed_columns()).where(*_conditions(shape))
+    if after:
+        key = tuple_(col, Finding.id)
+        bound = tuple_(bindparam("k_seen", type_=col.type), bindparam("k_id", type_=Integer))
+        stmt = stmt.where(key < bound if desc else key > bound)
+    stmt = stmt.order_by(*[c.desc() if desc else c.asc() for c in (col, Finding.id)])
+    return stmt.limit(bindparam("f_limit", type_=Integer))
 
 
 def _keyed(
@@ -287,13 +354,16 @@ def list_findings(
     check_limit(limit)
     desc = order == "desc"
     kind = f"findings:{sort}:{order}"
-    conds = _conditions(flt)
+    shape = _shape(flt)
+    params = _params(flt)
     if sort == "severity":
-        return _by_severity(session, flt, conds, kind, desc, limit, cursor)
-    col = Finding.last_seen if sort == "last_seen" else Finding.first_seen
+        return _by_severity(session, flt, shape, params, kind, desc, limit, cursor)
     after = decode_cursor(cursor, kind, (datetime, int)) if cursor else None
-    stmt = _keyed(select(*_listed_columns()).where(*conds), (col, Finding.id), after, desc)
-    rows = _rows(session, stmt.limit(limit + 1))
+    stmt = _page_statement(shape, sort, desc, after is not None)
+    params["f_limit"] = limit + 1
+    if after is not None:
+        params["k_seen"], params["k_id"] = after
+    rows = list(session.connection().execute(stmt, params).all())
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = None
@@ -306,7 +376,8 @@ def list_findings(
 def _by_severity(
     session: Session,
     flt: FindingFilter,
-    conds: list[ColumnElement[bool]],
+    shape: tuple[str, ...],
+    params: dict[str, Any],
     kind: str,
     desc: bool,
     limit: int,
@@ -323,9 +394,10 @@ def _by_severity(
     rows: list[Any] = []
     for i, sev in enumerate(ranks_left):
         first = i == 0 and ranks_left[0] == ranks[start]
-        stmt = select(*_listed_columns()).where(*conds, Finding.severity == sev)
+        stmt = select(*_listed_columns()).where(*_conditions(shape), Finding.severity == sev)
         stmt = _keyed(stmt, (Finding.last_seen, Finding.id), after if first else None, desc)
-        rows.extend(_rows(session, stmt.limit(limit + 1 - len(rows))))
+        stmt = stmt.limit(limit + 1 - len(rows))
+        rows.extend(session.connection().execute(stmt, params).all())
         if len(rows) > limit:
             break
     more = len(rows) > limit

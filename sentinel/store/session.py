@@ -59,7 +59,10 @@ def sqlite_path(url: str) -> Path | None:
     return Path(u.database)
 
 
-def make_engine(url: str | None = None, **kw: Any) -> Engine:
+def make_engine(url: str | None = None, *, prepare: bool = False, **kw: Any) -> Engine:
+    """The store's engine. ``prepare``: PostgreSQL prepares a statement run five times
+    on a connection (psycopg's default), for an engine whose statements are all keyed
+    and bounded (the event loop's reads); otherwise never."""
     from sqlalchemy import create_engine, event
 
     url = database_url(url)
@@ -107,7 +110,10 @@ def make_engine(url: str | None = None, **kw: Any) -> Engine:
     kw.setdefault("pool_pre_ping", True)
     # prepare_threshold None: psycopg would otherwise prepare a statement after five runs,
     # and PostgreSQL's generic plan for "key IN (500 parameters)" is a sequential scan
-    return create_engine(url, connect_args={"connect_timeout": 10, "prepare_threshold": None}, **kw)
+    threshold = 5 if prepare else None
+    return create_engine(
+        url, connect_args={"connect_timeout": 10, "prepare_threshold": threshold}, **kw
+    )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

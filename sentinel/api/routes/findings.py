@@ -86,12 +86,13 @@ def _listed_all(rows: list[Any]) -> list[dict[str, Any]]:
     if not rows:
         return []
     names = rows[0]._fields
-    return [dict(zip(names, r, strict=True)) for r in rows]
+    # tuple(r) first: iterating a Row itself is twice as slow
+    return [dict(zip(names, tuple(r), strict=True)) for r in rows]
 
 
 def _occurrence(row: Any) -> dict[str, Any]:
     """OccurrenceOut's fields of an ``queries.occurrence_rows`` row."""
-    return dict(zip(row._fields, row, strict=True))
+    return dict(zip(row._fields, tuple(row), strict=True))
 
 
 def _fields_of(f: Finding) -> dict[str, Any]:
