@@ -151,6 +151,8 @@ def target_for(f: int, k: int) -> tuple[str, str, dict[str, Any]]:
 def seed_rows(
     n_findings: int, key_id: str
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    from sentinel.store.models import SOURCE_BITS
+
     rules = rule_pool()
     weights = [1.0 / (i + 1) ** 1.1 for i in range(len(rules))]
     rng = random.Random(2026)
@@ -213,6 +215,9 @@ def seed_rows(
                     "gone_at": last if (f + k) % 11 == 0 else None,
                 }
             )
+        finding["sources"] = 0
+        for o in occs:
+            finding["sources"] |= SOURCE_BITS[o["source"]]
         yield finding, occs
 
 

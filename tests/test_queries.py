@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import insert
 
 from sentinel.store import queries as Q
-from sentinel.store.models import Finding, Occurrence
+from sentinel.store.ingest import note_sources
+from sentinel.store.models import SOURCE_BITS, Finding, Occurrence
 
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -54,6 +55,7 @@ def _occ(store, fid: int, source: str, target: str, n: int = 1) -> None:  # type
                     line=i,
                 )
             )
+        note_sources(s, {fid: SOURCE_BITS[source]})  # as ingest does
         s.commit()
 
 
@@ -169,3 +171,48 @@ def test_triage_rules(store) -> None:  # type: ignore[no-untyped-def]
             Q.triage(s, rot, "ignored", reason="x", who="t")
         with pytest.raises(Q.NotFound):
             Q.triage(s, 999999, "open", reason=None, who="t")
+
+
+def test_migration_0007_fills_sources_from_the_occurrences(empty_db_url: str) -> None:
+    """A store from before findings.sources: the upgrade fills each finding's kinds from
+    its occurrences (gone ones too), and the source filter finds them."""
+    from sqlalchemy import text
+
+    from sentinel.store import migrate
+    from sentinel.store.session import make_engine, session_factory
+
+    engine = make_engine(empty_db_url)
+    try:
+        migrate.upgrade(engine, "0006")
+        with engine.begin() as c:
+            for i in range(3):
+                c.execute(
+                    text(
+                        "INSERT INTO findings (id, fingerprint, fingerprint_key_id, rule_id, "
+                        "description, severity, confidence, redacted, status, first_seen, "
+                        "last_seen) VALUES (:i, :fp, 'k', 'aws.key', '', 'high', 'high', "
+                        "'ab**', 'open', :t, :t)"
+                    ),
+                    {"i": i + 1, "fp": f"{i:064d}", "t": BASE},
+                )
+            places = [(1, "git", None), (1, "k8s", BASE), (2, "image", None)]
+            for n, (fid, source, gone) in enumerate(places):
+                c.execute(
+                    text(
+                        "INSERT INTO occurrences (finding_id, location_key, source, target, "
+                        'path, line, "column", first_seen, last_seen, gone_at) VALUES '
+                        "(:f, :k, :s, 't', 'p', 1, 1, :t, :t, :g)"
+                    ),
+                    {"f": fid, "k": f"{n:064d}", "s": source, "t": BASE, "g": gone},
+                )
+        migrate.upgrade(engine)
+        with engine.connect() as c:
+            got = dict(c.execute(text("SELECT id, sources FROM findings")).all())
+        assert got == {1: 1 | 8, 2: 4, 3: 0}
+        with session_factory(engine)() as s:
+            ids = {r.id for r in Q.list_findings(s, Q.FindingFilter(source="k8s")).items}
+            assert ids == {1}
+            ids = {r.id for r in Q.list_findings(s, Q.FindingFilter(source="file")).items}
+            assert ids == set()
+    finally:
+        engine.dispose()

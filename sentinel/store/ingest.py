@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sentinel.store.models import Finding, Occurrence, Scan, utcnow
+from sentinel.store.models import SOURCE_BITS, Finding, Occurrence, Scan, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -265,6 +265,10 @@ def ingest(
     new_rows = [rows[k] for k in keys if k not in known]
     for chunk in _chunks(new_rows):
         _insert(session, Occurrence, list(chunk), "location_key")
+    bits: dict[int, int] = {}
+    for r in new_rows:
+        bits[r["finding_id"]] = bits.get(r["finding_id"], 0) | SOURCE_BITS.get(r["source"], 0)
+    note_sources(session, bits)
     res.occurrences_new = len(new_rows)
     seen = sorted(known)
     res.occurrences_seen = len(seen)
@@ -295,6 +299,26 @@ def ingest(
     scan.occurrences_seen = res.occurrences_seen
     scan.occurrences_gone = res.occurrences_gone
     return res
+
+
+def note_sources(session: Session, bits: dict[int, int]) -> None:
+    """Add source kinds (SOURCE_BITS) to findings: ``bits`` maps a finding id to the
+    kinds of the occurrences just recorded for it. One update per distinct set of
+    kinds, or-ed in the database (two ingests at once lose neither's kinds)."""
+    from sqlalchemy import update
+
+    by_bits: dict[int, list[int]] = {}
+    for fid, b in bits.items():
+        if b:
+            by_bits.setdefault(b, []).append(fid)
+    for b, ids in sorted(by_bits.items()):
+        for chunk in _chunks(sorted(ids)):
+            session.execute(
+                update(Finding)
+                .where(Finding.id.in_(chunk), Finding.sources.op("&")(b) != b)
+                .values(sources=Finding.sources.op("|")(b)),
+                execution_options={"synchronize_session": False},
+            )
 
 
 def _source_of(scan_kind: str) -> str:

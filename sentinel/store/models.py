@@ -105,6 +105,9 @@ class Scan(Base):
     __table_args__ = (Index("ix_scans_created", "created_at"), Index("ix_scans_status", "status"))
 
 
+SOURCE_BITS = {"git": 1, "file": 2, "image": 4, "k8s": 8}
+
+
 class Finding(Base):
     __tablename__ = "findings"
 
@@ -126,6 +129,9 @@ class Finding(Base):
     rotator: Mapped[str | None] = mapped_column(String(100))
     secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     secret_key_id: Mapped[str | None] = mapped_column(String(12))
+    # the source kinds of its occurrences, ever (SOURCE_BITS or-ed): what the listing's
+    # source filter reads instead of probing the occurrences of every finding it walks
+    sources: Mapped[int] = mapped_column(default=0, server_default="0")
 
     occurrences: Mapped[list[Occurrence]] = relationship(
         back_populates="finding", order_by="Occurrence.id", lazy="raise"

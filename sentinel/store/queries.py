@@ -29,7 +29,6 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
-    exists,
     func,
     or_,
     select,
@@ -40,6 +39,7 @@ from sqlalchemy import (
 from sentinel.store.models import (
     FINDING_STATUSES,
     SCAN_STATUSES,
+    SOURCE_BITS,
     TRIAGE_STATUSES,
     Finding,
     Occurrence,
@@ -229,6 +229,7 @@ def _params(flt: FindingFilter) -> dict[str, Any]:
         "f_since": flt.since,
         "f_target": flt.target,
         "f_source": flt.source,
+        "f_source_bit": SOURCE_BITS.get(flt.source or "", 0),
     }
     if flt.rule and flt.rule.endswith("*"):
         prefix = flt.rule[:-1]
@@ -266,12 +267,7 @@ def _conditions(shape: tuple[str, ...]) -> tuple[ColumnElement[bool], ...]:
                 sub = sub.where(Occurrence.source == bindparam("f_source"))
             conds.append(Finding.id.in_(sub))
         elif name == "source":
-            conds.append(
-                exists().where(
-                    Occurrence.finding_id == Finding.id,
-                    Occurrence.source == bindparam("f_source"),
-                )
-            )
+            conds.append(Finding.sources.op("&")(bindparam("f_source_bit")) != 0)
         elif name == "q":
             pattern = bindparam("f_q")
             conds.append(
@@ -324,7 +320,9 @@ def _listed_columns() -> tuple[Any, ...]:
     key id (only whether there is a value), as plain rows: building ORM objects was a third of a page's
     cost, and the value has no business leaving the store on a listing."""
     cols: list[Any] = [
-        c for c in Finding.__table__.c if c.name not in ("secret_sealed", "secret_key_id")
+        c
+        for c in Finding.__table__.c
+        if c.name not in ("secret_sealed", "secret_key_id", "sources")
     ]
     cols.append(Finding.__table__.c.secret_sealed.is_not(None).label("value_kept"))
     return tuple(cols)
