@@ -61,15 +61,25 @@ def start_background(
     store: Store, settings: ServiceSettings, runner: Any, metrics: Any = None
 ) -> list[Callable[[], object]]:
     """Start background work; returns the functions that stop it."""
-    from sentinel.jobs.scheduler import start_leading
+    from sentinel.jobs.scheduler import LeaderJob, start_leading
 
-    stops: list[Callable[[], object]] = [*start_leading(store, settings, runner)]
+    jobs: list[LeaderJob] = []
     on = _alerts(settings)
     if on is not None:
-        from sentinel.alerts.background import start_periodic
+        from sentinel.alerts.background import tick
 
-        # on every process, not only the scheduler's leader: each delivery is claimed in
-        # the database before it is sent, so two services never send one twice
-        stops.append(start_periodic(store, on[0], on[1], _on_tally(metrics)))
-        log.info("alerts: retrying and catching up every %ss", on[0].slack.poll_seconds)  # type: ignore[union-attr]
-    return stops
+        cfg, public_url = on
+        assert cfg.slack is not None
+        # a job of the leader's scheduler: due retries and findings with no delivery,
+        # on one process of the service (each delivery is claimed in the database
+        # before it is sent, so a second service never sends one twice either)
+        tally = _on_tally(metrics)
+        jobs.append(
+            LeaderJob(
+                "alerts-retry",
+                lambda: tick(store, cfg, public_url, tally),
+                cfg.slack.poll_seconds,
+            )
+        )
+        log.info("alerts: the scheduler retries and catches up every %ss", cfg.slack.poll_seconds)
+    return [*start_leading(store, settings, runner, jobs)]

@@ -595,3 +595,34 @@ def test_sentinel_serve_alerts_cli_stored_and_reported_scans(
     assert "alerts: 1 sent" in logs
     assert slack.webhook_url() not in logs and "hook-default" not in logs
     assert cli_secret not in logs and reported not in logs
+
+
+@pytest.mark.integration
+def test_sentinel_serve_retries_a_failed_delivery_on_its_scheduler(
+    opened: Any, slack: SlackStandIn, tmp_path: Path
+) -> None:
+    """Slack failing longer than a send's own retries: the delivery is recorded for
+    later, and the leader's scheduler sends it when it is due, once."""
+    work = tmp_path / "work"
+    work.mkdir()
+    secret = token("ghp", 611)
+    (work / "ci.env").write_text(f"GITHUB_TOKEN={secret}\n")
+    config = tmp_path / "service.toml"
+    config.write_text(
+        f'[alerts.slack]\nwebhook_url = "{slack.webhook_url()}"\npoll_seconds = 0.2\n'
+        "retries = 1\nretry_backoff_seconds = 0\nredeliver_after_seconds = 1\n"
+    )
+    slack.fail_next(3, 500)  # the first send and its one retry fail, then one more
+    served = _Serve(config)
+    with served:
+        assert run_cli("scan", "path", str(work), "--store").returncode == 1
+        _until(lambda: [d.status for d in deliveries(opened)] == ["sent"], seconds=60)
+        [d] = deliveries(opened)
+        # a first attempt of two requests, recorded as a retry; a second, by the job
+        assert d.attempts == 2
+    assert [r.status for r in slack.requests] == [500, 500, 500, 200]
+    assert len(slack.payloads()) == 1
+    logs = "".join(served.lines)
+    assert "alerts: the scheduler retries and catches up every 0.2s" in logs
+    assert "this process leads" in logs
+    no_plaintext(slack, opened, [secret])

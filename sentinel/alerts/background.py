@@ -2,8 +2,8 @@
 
 ``Alerter.submit(scan_id)`` queues a stored scan for ``dispatch_scan`` and returns at
 once (an API request or a scan worker never waits on Slack); one daemon thread drains
-the bounded queue. ``start_periodic`` runs ``retry_due`` and ``pending_findings`` every
-``poll_seconds`` until stopped. Anything lost here (a full queue, a process killed
+the bounded queue. ``tick`` runs ``retry_due`` and ``pending_findings``: the leader's
+scheduler runs it every ``poll_seconds`` (sentinel.service_hooks). Anything lost here (a full queue, a process killed
 mid-send) is caught up from the store: a finding without a delivery by
 ``pending_findings``, a claimed delivery whose sender died by ``retry_due``.
 """
@@ -77,31 +77,3 @@ def tick(
     if on_tally is not None:
         on_tally(tally)
     return tally
-
-
-def start_periodic(
-    store: Store, cfg: AlertsConfig, public_url: str | None, on_tally: OnTally | None = None
-) -> Callable[[], None]:
-    """Run ``tick`` now and every ``poll_seconds``; returns the function that stops it."""
-    assert cfg.slack is not None
-    interval = cfg.slack.poll_seconds
-    stopping = threading.Event()
-
-    def loop() -> None:
-        while not stopping.is_set():
-            try:
-                tick(store, cfg, public_url, on_tally)
-            except Exception as exc:  # never let the thread die; the next round retries
-                log.error("alerts: background round failed: %s", type(exc).__name__)
-            stopping.wait(interval)
-
-    thread = threading.Thread(target=loop, name="sentinel-alerts-retry", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        stopping.set()
-        # a round in the middle of a send ends within its timeouts; a daemon thread
-        # does not hold the process, and a claimed delivery is retried after its lease
-        thread.join(timeout=5)
-
-    return stop

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -230,11 +230,19 @@ class SyncResult:
 class Scheduler:
     """The leader's APScheduler: started on election, shut down when the lead is lost."""
 
-    def __init__(self, store: Store, settings: ServiceSettings, runner: JobRunner) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: ServiceSettings,
+        runner: JobRunner,
+        leader_jobs: Sequence[LeaderJob] = (),
+    ) -> None:
         self.store = store
         self.settings = settings
         self.runner = runner
+        self.leader_jobs = list(leader_jobs)
         self._aps: Any = None  # a LeaderScheduler while leading
+        self._leader_store_of: Any = None  # the LeaderScheduler given a "leader" store
 
     @property
     def running(self) -> bool:
@@ -275,6 +283,7 @@ class Scheduler:
             self.stop()
             raise
         self._start_recovery(aps)
+        self._start_leader_jobs(aps)
         aps.resume()
         log.info(
             "scheduler started: %d schedule(s) (%d added, %d changed, %d removed)",
@@ -285,19 +294,39 @@ class Scheduler:
         )
         return result
 
-    def _start_recovery(self, aps: Any) -> None:
-        """Scans a dead process left unfinished go to this process's runner: now, and
-        every heartbeat while leading (kept in memory: it is this leader's, not a
-        schedule)."""
-        if not isinstance(getattr(self.runner, "holder", None), str):
-            return  # a runner that does not stamp its scans cannot be told from the dead
+    def _leader_store(self, aps: Any) -> str:
+        """The in-memory job store of the leader's own periodic jobs (they are this
+        leader's, not schedules: nothing of them is kept in the database)."""
         from apscheduler.jobstores.memory import MemoryJobStore
 
-        # APScheduler logs every run of every job at info; this one runs each heartbeat
-        # and logs what it did itself ("recovery: ..."), and each schedule's run logs
-        # its scan ("schedule NAME: queued scan ID")
-        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
-        aps.add_jobstore(MemoryJobStore(), "leader")
+        if aps is not self._leader_store_of:
+            self._leader_store_of = aps
+            # APScheduler logs every run of every job at info; these run every few
+            # seconds and log what they did themselves ("recovery: ...", "alerts: ..."),
+            # and each schedule's run logs its scan ("schedule NAME: queued scan ID")
+            logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+            aps.add_jobstore(MemoryJobStore(), "leader")
+        return "leader"
+
+    def _start_leader_jobs(self, aps: Any) -> None:
+        for job in self.leader_jobs:
+            aps.add_job(
+                _guarded(job),
+                trigger="interval",
+                seconds=job.seconds,
+                id=f"sentinel-{job.name}",
+                jobstore=self._leader_store(aps),
+                next_run_time=datetime.now(UTC),
+                coalesce=True,
+                max_instances=1,
+            )
+
+    def _start_recovery(self, aps: Any) -> None:
+        """Scans a dead process left unfinished go to this process's runner: now, and
+        every heartbeat while leading."""
+        if not isinstance(getattr(self.runner, "holder", None), str):
+            return  # a runner that does not stamp its scans cannot be told from the dead
+        self._leader_store(aps)
         aps.add_job(
             self.recover,
             trigger="interval",
@@ -482,8 +511,31 @@ def views(session: Session, settings: ServiceSettings) -> list[ScheduleView]:
     return out
 
 
+@dataclass(frozen=True)
+class LeaderJob:
+    """Periodic work the leader's scheduler runs every ``seconds`` while it leads (the
+    alert retry): on one process of the service, not on each."""
+
+    name: str
+    run: Callable[[], object]
+    seconds: float
+
+
+def _guarded(job: LeaderJob) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            job.run()
+        except Exception as exc:  # the next round tries again; the job stays scheduled
+            log.error("%s: round failed: %s", job.name, type(exc).__name__)
+
+    return run
+
+
 def start_leading(
-    store: Store, settings: ServiceSettings, runner: JobRunner
+    store: Store,
+    settings: ServiceSettings,
+    runner: JobRunner,
+    leader_jobs: Sequence[LeaderJob] = (),
 ) -> list[Callable[[], object]]:
     """Contend for the lead and schedule while holding it; the functions that stop it.
     ``[scheduler] enabled = false`` makes this process a follower for good."""
@@ -491,8 +543,10 @@ def start_leading(
 
     if not settings.scheduler.enabled:
         log.info("scheduler disabled in this process ([scheduler] enabled = false)")
+        for job in leader_jobs:
+            log.info("%s: left to the process that leads the scheduler", job.name)
         return []
-    sched = Scheduler(store, settings, runner)
+    sched = Scheduler(store, settings, runner, leader_jobs)
     holder = holder_id()
     lock = lock_for(store.engine, store.url, settings.scheduler.lease_seconds, holder)
     lead = Leadership(lock, settings.scheduler.heartbeat, sched.start, sched.stop, holder=holder)
