@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +31,10 @@ def _config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@functools.cache
 def head() -> str:
+    """The newest revision this installation ships. Read once per process: reading the
+    migrations directory was most of a GET /readyz (14 ms of CPU)."""
     from alembic.script import ScriptDirectory
 
     h = ScriptDirectory.from_config(_config()).get_current_head()
