@@ -637,7 +637,7 @@ def store_timings(url: str, n_findings: int, n: int = 400) -> dict[str, Any]:
                 t, _ = timed(
                     lambda: (
                         queries.finding_row(s, fid),  # noqa: B023
-                        queries.occurrence_rows(s, fid),  # noqa: B023
+                        queries.occurrences_of(s, fid),  # noqa: B023
                     )
                 )
                 ms.append(t)

@@ -151,7 +151,7 @@ def test_occurrence_pages(store) -> None:  # type: ignore[no-untyped-def]
                 break
             cursor = page.next_cursor
         assert len(got) == 25 == len(set(got)) and got == sorted(got)
-        assert Q.occurrence_counts(s, fid)[0] == 25
+        assert Q.finding_row(s, fid).occurrences_total == 25
 
 
 def test_triage_rules(store) -> None:  # type: ignore[no-untyped-def]

@@ -33,6 +33,7 @@ class Store:
     url: str
     fingerprint: FingerprintKey
     keyring: Keyring
+    _loop_engine: Engine | None = field(default=None, init=False, repr=False)
     _loop_sessions: sessionmaker[Session] | None = field(default=None, init=False, repr=False)
     _loop_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -60,8 +61,8 @@ class Store:
                         # to run it (0.06 ms against 0.04); these statements are keyed
                         # and bounded, so generic plans serve them
                         kw["prepare"] = True
-                    engine = make_engine(self.url, **kw)
-                    self._loop_sessions = session_factory(engine)
+                    self._loop_engine = make_engine(self.url, **kw)
+                    self._loop_sessions = session_factory(self._loop_engine)
                 sessions = self._loop_sessions
         return sessions()
 
@@ -81,11 +82,8 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
-        loop = self._loop_sessions
-        if loop is not None:
-            bind = loop.kw.get("bind")
-            if bind is not None:
-                bind.dispose()
+        if self._loop_engine is not None:
+            self._loop_engine.dispose()
 
 
 def open_store(

@@ -414,26 +414,6 @@ def get_finding(session: Session, finding_id: int) -> Finding:
     return f
 
 
-def occurrences_of(
-    session: Session,
-    finding_id: int,
-    *,
-    limit: int = OCCURRENCES_PAGE,
-    cursor: str | None = None,
-) -> Page[Occurrence]:
-    """A finding's occurrences in the order they were first recorded, a page at a time."""
-    check_limit(limit, OCCURRENCES_PAGE)
-    kind = f"occurrences:{finding_id}"
-    stmt = select(Occurrence).where(Occurrence.finding_id == finding_id)
-    if cursor:
-        (after,) = decode_cursor(cursor, kind, (int,))
-        stmt = stmt.where(Occurrence.id > after)
-    rows = list(session.scalars(stmt.order_by(Occurrence.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor(kind, (rows[-1].id,)) if more else None)
-
-
 def finding_row(session: Session, finding_id: int) -> Any:
     """A finding as a listing's row, with ``occurrences_total`` and
     ``occurrences_present`` (not gone), in one query."""
@@ -452,43 +432,26 @@ def finding_row(session: Session, finding_id: int) -> Any:
     return rows[0]
 
 
-OCCURRENCE_FIELDS = (
-    "id",
-    "source",
-    "target",
-    "commit",
-    "image",
-    "layer",
-    "cluster",
-    "namespace",
-    "kind",
-    "name",
-    "key",
-    "path",
-    "line",
-    "column",
-    "author",
-    "email",
-    "date",
-    "first_seen",
-    "last_seen",
-    "last_scan_id",
-    "gone_at",
-)
+@functools.cache
+def _occurrence_columns() -> tuple[Any, ...]:
+    """What the API shows of an occurrence: every column but its finding's id and the
+    location key ingest dedupes on."""
+    return tuple(c for c in Occurrence.__table__.c if c.name not in ("finding_id", "location_key"))
 
 
-def occurrence_rows(
+def occurrences_of(
     session: Session,
     finding_id: int,
     *,
     limit: int = OCCURRENCES_PAGE,
     cursor: str | None = None,
 ) -> Page[Any]:
-    """``occurrences_of`` as rows of OCCURRENCE_FIELDS (what the API shows)."""
+    """A finding's occurrences in the order they were first recorded, a page at a time,
+    as rows of ``_occurrence_columns``."""
     check_limit(limit, OCCURRENCES_PAGE)
     kind = f"occurrences:{finding_id}"
     o = Occurrence.__table__.c
-    stmt = select(*[o[k] for k in OCCURRENCE_FIELDS]).where(o.finding_id == finding_id)
+    stmt = select(*_occurrence_columns()).where(o.finding_id == finding_id)
     if cursor:
         (after,) = decode_cursor(cursor, kind, (int,))
         stmt = stmt.where(o.id > after)
@@ -496,19 +459,6 @@ def occurrence_rows(
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(kind, (rows[-1].id,)) if more else None)
-
-
-def occurrence_counts(session: Session, finding_id: int) -> tuple[int, int]:
-    """(all occurrences, those not gone) of a finding, in one query."""
-    from sqlalchemy import case
-
-    row = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((Occurrence.gone_at.is_(None), 1), else_=0)), 0),
-        ).where(Occurrence.finding_id == finding_id)
-    ).one()
-    return int(row[0]), int(row[1])
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def _listed_all(rows: list[Any]) -> list[dict[str, Any]]:
 
 
 def _occurrence(row: Any) -> dict[str, Any]:
-    """OccurrenceOut's fields of an ``queries.occurrence_rows`` row."""
+    """OccurrenceOut's fields of an ``queries.occurrences_of`` row."""
     return dict(zip(row._fields, tuple(row), strict=True))
 
 
@@ -246,7 +246,7 @@ async def get_finding(
 
     def read(session: Session) -> tuple[Any, queries.Page[Any]]:
         row = queries.finding_row(session, finding_id)
-        page = queries.occurrence_rows(
+        page = queries.occurrences_of(
             session, finding_id, limit=occurrences_limit, cursor=occurrences_cursor
         )
         return row, page
