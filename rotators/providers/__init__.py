@@ -1,0 +1,1 @@
+"""Credential rotators and revokers, one provider per module."""

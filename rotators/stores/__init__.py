@@ -1,0 +1,1 @@
+"""Secret stores the replacement credentials are written to."""
