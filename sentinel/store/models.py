@@ -300,6 +300,130 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+ROTATION_STATUSES = (
+    "pending",
+    "running",
+    "waiting",
+    "succeeded",
+    "rolled_back",
+    "failed",
+    "manual",
+)
+
+
+class Rotation(Base):
+    """One credential taken out of circulation (rotators.machine drives it): a finding
+    with many occurrences, or several findings of one credential (an AWS key id and
+    its secret), share one row, by ``credential_key``. ``mode`` "manual" is a
+    remediation record for a credential no rotator handles."""
+
+    __tablename__ = "rotations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # keyed hash of (rotator, the credential's identity): one rotation per credential
+    credential_key: Mapped[str] = mapped_column(String(64), unique=True)
+    finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id", ondelete="SET NULL"))
+    managed_name: Mapped[str | None] = mapped_column(String(100))  # [[rotation.managed]]
+    rotator: Mapped[str] = mapped_column(String(100))
+    mode: Mapped[str] = mapped_column(String(16))  # rotate | revoke | manual
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    store_name: Mapped[str | None] = mapped_column(String(100))
+    store_path: Mapped[str | None] = mapped_column(Text)
+    identity: Mapped[str | None] = mapped_column(Text)  # who the provider calls are made as
+    exposed_identifier: Mapped[str] = mapped_column(Text)  # the public part only
+    exposed_extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # the exposed value when it is not a finding's own (a managed credential's current)
+    exposed_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    replacement_identifier: Mapped[str | None] = mapped_column(Text)
+    replacement_extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    replacement_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    secret_key_id: Mapped[str | None] = mapped_column(String(12))  # of the sealed values
+    intent: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)  # finding, rule: for the store
+    remediation: Mapped[dict[str, Any]] = mapped_column(default=dict)  # mode manual
+    requested_by: Mapped[str] = mapped_column(String(200), default="")
+    dry_run_plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    purge_after: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # the process running it now ("host:pid"), until lease_expires
+    lease_holder: Mapped[str | None] = mapped_column(String(200))
+    lease_expires: Mapped[datetime | None]
+
+    steps: Mapped[list[RotationStep]] = relationship(
+        order_by="RotationStep.position", lazy="raise", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        Index("ix_rotations_status_next", "status", "next_attempt_at"),
+        Index("ix_rotations_created", "created_at", "id"),
+        Index("ix_rotations_finding", "finding_id"),
+    )
+
+
+class RotationStep(Base):
+    __tablename__ = "rotation_steps"
+
+    rotation_id: Mapped[str] = mapped_column(
+        ForeignKey("rotations.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    position: Mapped[int] = mapped_column(default=0)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RotationEvent(Base):
+    """Every record the machine makes (a step begun, done, failed; a status), in order:
+    the history behind a rotation's steps."""
+
+    __tablename__ = "rotation_events"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    rotation_id: Mapped[str] = mapped_column(ForeignKey("rotations.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    step: Mapped[str | None] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(20))  # begin | done | skipped | failed | status
+    attempt: Mapped[int | None]
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (Index("ix_rotation_events_rotation", "rotation_id", "id"),)
+
+
+class RotationFinding(Base):
+    """The findings one rotation covers (a finding is covered by one rotation)."""
+
+    __tablename__ = "rotation_findings"
+
+    finding_id: Mapped[int] = mapped_column(
+        ForeignKey("findings.id", ondelete="CASCADE"), primary_key=True
+    )
+    rotation_id: Mapped[str] = mapped_column(ForeignKey("rotations.id", ondelete="CASCADE"))
+
+    __table_args__ = (Index("ix_rotation_findings_rotation", "rotation_id"),)
+
+
+class ManagedCredential(Base):
+    """A ``[[rotation.managed]]`` credential: when it was last rotated, when next due."""
+
+    __tablename__ = "managed_credentials"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    rotator: Mapped[str] = mapped_column(String(100))
+    last_rotated_at: Mapped[datetime | None]
+    next_due_at: Mapped[datetime | None]
+    last_rotation_id: Mapped[str | None] = mapped_column(String(36))
+    rotations: Mapped[int] = mapped_column(default=0)
+
+
 # APScheduler 3's SQLAlchemyJobStore table, declared as APScheduler declares it (the job
 # store itself reads and writes it); here so migrations own it and the models match them
 apscheduler_jobs = Table(
