@@ -3,7 +3,8 @@
 
 Sections: ``[service]`` (listening, limits, what API-requested scans may read),
 ``[alerts.slack]`` and ``[[alerts.routes]]`` (sentinel.alerts), ``[scheduler]`` (the
-leader lease, misfires) and ``[[schedules]]`` (rescans of registered targets). Unknown keys are refused, so a typo is an error, not a
+leader lease, misfires), ``[[schedules]]`` (rescans of registered targets) and
+``[rotation]`` (secret stores, targets, auto-rotation, managed credentials). Unknown keys are refused, so a typo is an error, not a
 setting silently ignored.
 """
 
@@ -13,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENV_CONFIG = "SENTINEL_SERVICE_CONFIG"
 FILE_NAME = "service.toml"
@@ -88,11 +89,106 @@ class SchedulerSection(_Strict):
         return min(hb, self.lease_seconds / 2)
 
 
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class RotationStoreConfig(_Strict):
+    """``[rotation.stores.NAME]``: a secret store. ``kind`` picks the module
+    (rotators.STORES); the other keys are its options (rotators.stores.<kind>.build)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: Literal["vault-kv", "aws-secretsmanager"]
+
+    def options(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.model_extra or {}).items()}
+
+
+class RotationTarget(_Strict):
+    """``[[rotation.targets]]``: where the replacements of matching findings go. The
+    first entry whose ``rules`` and ``targets`` globs match a finding wins."""
+
+    rules: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    targets: list[str] = Field(default_factory=lambda: ["*"], min_length=1)  # scan targets
+    store: str = Field(min_length=1, max_length=100)
+    # fields: {repo} (the scan target's last path part), {rule}, {finding}, {identifier}
+    # (the credential's public part), {user} (an IAM user), {rotator}
+    path: str = Field(min_length=1, max_length=500)
+
+
+class AutoRotation(_Strict):
+    """``[rotation.auto]``: rotate on detection, for chosen rules and severities."""
+
+    enabled: bool = False
+    rules: list[str] = Field(default_factory=lambda: ["*"])
+    severities: list[Literal["critical", "high", "medium", "low"]] = Field(
+        default_factory=lambda: ["critical", "high"]
+    )
+
+
+class ManagedCredentialConfig(_Strict):
+    """``[[rotation.managed]]``: a credential Sentinel owns and rotates before it is
+    ``max_age_days`` old. Its current value is read from ``store`` at ``path`` (where
+    each rotation writes the next one); ``extra`` gives what the rotator needs beyond
+    it (a database's host and port, an IAM user)."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=_NAME)
+    rotator: str = Field(min_length=1, max_length=100)
+    store: str = Field(min_length=1, max_length=100)
+    path: str = Field(min_length=1, max_length=500)
+    max_age_days: float = Field(gt=0, le=3650)
+    # rotate this long before the maximum age is reached
+    lead_days: float = Field(1, ge=0)
+    extra: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class RotationSection(_Strict):
+    """``[rotation]``: how leaked credentials are replaced and revoked (rotators/)."""
+
+    # per step; then the rotation is failed and people are told
+    max_attempts: int = Field(8, ge=1, le=100)
+    backoff_seconds: float = Field(5, gt=0, le=3600)
+    backoff_max_seconds: float = Field(900, gt=0, le=86400)
+    verify_attempts: int = Field(5, ge=1, le=100)
+    # an IAM key is deactivated at revoke, deleted this long after (the purge step)
+    purge_grace_seconds: float = Field(86400, ge=0, le=90 * 86400)
+    # how often the scheduler's leader looks for due rotations and managed credentials
+    poll_seconds: float = Field(5, gt=0, le=3600)
+    lease_seconds: float = Field(300, ge=5, le=86400)  # one runner per rotation at a time
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    stores: dict[str, RotationStoreConfig] = Field(default_factory=dict)
+    targets: list[RotationTarget] = Field(default_factory=list)
+    auto: AutoRotation = Field(default_factory=AutoRotation)  # type: ignore[arg-type]
+    managed: list[ManagedCredentialConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> RotationSection:
+        from rotators import PROVIDERS
+
+        for name in self.providers:
+            if name not in PROVIDERS:
+                raise ValueError(f"providers: no rotator named {name!r}")
+        for where, items in (("targets", self.targets), ("managed", self.managed)):
+            for i, item in enumerate(items):
+                if item.store not in self.stores:
+                    raise ValueError(
+                        f"{where}[{i}]: no store named {item.store!r} in [rotation.stores]"
+                    )
+        for m in self.managed:
+            if m.rotator not in PROVIDERS:
+                raise ValueError(f"managed {m.name}: no rotator named {m.rotator!r}")
+        names = [m.name for m in self.managed]
+        if len(names) != len(set(names)):
+            raise ValueError("managed: two credentials have one name")
+        return self
+
+
 class ServiceSettings(_Strict):
     service: ServiceSection = Field(default_factory=ServiceSection)  # type: ignore[arg-type]
     alerts: dict[str, Any] = Field(default_factory=dict)
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)  # type: ignore[arg-type]
     schedules: list[Schedule] = Field(default_factory=list)
+    rotation: RotationSection = Field(default_factory=RotationSection)  # type: ignore[arg-type]
     source: str | None = None  # the file it came from
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -18,6 +18,7 @@ def _app():  # type: ignore[no-untyped-def]
         db_cmd,
         hooks_cmd,
         keys_cmd,
+        rotate_cmd,
         rules_cmd,
         scan_cmd,
         schedules_cmd,
@@ -41,6 +42,9 @@ def _app():  # type: ignore[no-untyped-def]
     app.add_typer(keys_cmd.app, name="keys")
     app.add_typer(tokens_cmd.app, name="tokens")
     app.add_typer(schedules_cmd.app, name="schedules")
+    app.command("rotate")(rotate_cmd.rotate)
+    app.add_typer(rotate_cmd.app, name="rotations")
+    app.add_typer(rotate_cmd.rotators_app, name="rotators")
     app.command("serve")(serve_cmd.serve)
     return app
 
