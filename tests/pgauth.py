@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +26,8 @@ HBA_LINE = f"host all +{GROUP} 127.0.0.1/32 scram-sha-256"
 def ensure_password_logins() -> None:
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (GROUP,)).fetchone() is None:
-            try:
+            with suppress(psycopg.errors.DuplicateObject):
                 conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(GROUP)))
-            except psycopg.errors.DuplicateObject:
-                pass
         row = conn.execute("SHOW hba_file").fetchone()
         assert row is not None
         hba = Path(row[0])
@@ -51,7 +49,9 @@ class PgRole:
 
     def dsn(self, password: str | None = None) -> str:
         pw = self.password if password is None else password
-        return f"host={self.host} port={self.port} dbname={self.dbname} user={self.name} password={pw}"
+        return (
+            f"host={self.host} port={self.port} dbname={self.dbname} user={self.name} password={pw}"
+        )
 
 
 def can_login(role: PgRole, password: str) -> bool:
