@@ -34,27 +34,44 @@ def _on_tally(metrics: Any) -> OnTally | None:
 def after_scan_hooks(
     store: Store, settings: ServiceSettings, metrics: Any = None
 ) -> list[Callable[[Any], object]]:
-    """Called by the job runner with each scan's Outcome: alert its new findings."""
+    """Called by the job runner with each scan's Outcome: alert its new findings, and
+    rotate those the ``[rotation.auto]`` policy selects."""
+    hooks: list[Callable[[Any], object]] = []
     on = _alerts(settings)
-    if on is None:
-        return []
-    from sentinel.alerts.background import Alerter
+    if on is not None:
+        from sentinel.alerts.background import Alerter
 
-    alerter = Alerter(store, on[0], on[1], _on_tally(metrics))
-    return [lambda outcome: alerter.submit(outcome.scan_id)]
+        alerter = Alerter(store, on[0], on[1], _on_tally(metrics))
+        hooks.append(lambda outcome: alerter.submit(outcome.scan_id))
+    auto = _auto_rotation(store, settings)
+    if auto is not None:
+        hooks.append(lambda outcome: auto(outcome.scan_id))
+    return hooks
+
+
+def _auto_rotation(store: Store, settings: ServiceSettings) -> Callable[[str], object] | None:
+    if not settings.rotation.auto.enabled:
+        return None
+    from sentinel.jobs.rotation import for_service, on_scan
+
+    return on_scan(for_service(store, settings))
 
 
 def after_ingest_hooks(
     store: Store, settings: ServiceSettings, metrics: Any = None
 ) -> list[Callable[[str], object]]:
     """For ``app.state.on_ingest``: called with a scan id stored in-process (a reported
-    scan, a hook event); queues its alerts and returns at once."""
+    scan, a hook event); queues its alerts (and auto-rotations) and returns at once."""
+    hooks: list[Callable[[str], object]] = []
     on = _alerts(settings)
-    if on is None:
-        return []
-    from sentinel.alerts.background import Alerter
+    if on is not None:
+        from sentinel.alerts.background import Alerter
 
-    return [Alerter(store, on[0], on[1], _on_tally(metrics)).submit]
+        hooks.append(Alerter(store, on[0], on[1], _on_tally(metrics)).submit)
+    auto = _auto_rotation(store, settings)
+    if auto is not None:
+        hooks.append(auto)
+    return hooks
 
 
 def start_background(
@@ -82,4 +99,9 @@ def start_background(
             )
         )
         log.info("alerts: the scheduler retries and catches up every %ss", cfg.slack.poll_seconds)
+    from sentinel.jobs.rotation import for_service, leader_job
+
+    # due rotation retries, purges after their grace, rotations a dead process left,
+    # managed credentials coming due: on the leader, every [rotation] poll_seconds
+    jobs.append(leader_job(for_service(store, settings)))
     return [*start_leading(store, settings, runner, jobs)]

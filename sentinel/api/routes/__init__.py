@@ -11,6 +11,7 @@ def all_routers() -> list[Any]:
         events,
         findings,
         health,
+        rotations,
         scans,
         schedules,
         tokens,
@@ -20,6 +21,7 @@ def all_routers() -> list[Any]:
     routers = [
         health.router,
         findings.router,
+        rotations.router,
         scans.router,
         schedules.router,
         events.router,
