@@ -23,6 +23,18 @@ PROVIDERS: dict[str, str] = {
     "vault-token": "rotators.providers.vault_token",
 }
 
+# what each provider can do: mint a replacement and revoke ("rotate"), or only revoke
+MODES: dict[str, str] = {
+    "aws-iam-access-key": "rotate",
+    "postgres-password": "rotate",
+    "mariadb-password": "rotate",
+    "vault-database-static-role": "rotate",
+    "github-token": "revoke",
+    "slack-token": "revoke",
+    "gitlab-token": "revoke",
+    "vault-token": "revoke",
+}
+
 # store kind (``[[rotation.targets]] store = "..."``) -> module
 STORES: dict[str, str] = {
     "vault-kv": "rotators.stores.vault_kv",

@@ -58,10 +58,10 @@ class Outcome:
 
 
 def mode_of(rotator: str) -> str:
-    """``rotate`` or ``revoke``, from the provider module (no client is built)."""
-    from rotators import provider_module
+    """``rotate`` or ``revoke`` (rotators.MODES; no module is imported)."""
+    from rotators import MODES
 
-    return str(getattr(provider_module(rotator), "MODE", "rotate"))
+    return MODES.get(rotator, "rotate")
 
 
 class Rotations:

@@ -399,6 +399,7 @@ def create_or_get(store: Store, req: NewRotation) -> tuple[str, bool]:
 
 
 def _insert_absent(s: Session, model: Any, row: dict[str, Any], unique: str) -> bool:
+    """Insert ``row`` unless one with its ``unique`` value exists: True if inserted."""
     table = model.__table__
     if s.connection().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -408,7 +409,7 @@ def _insert_absent(s: Session, model: Any, row: dict[str, Any], unique: str) -> 
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         stmt = sqlite_insert(table).values(**row).on_conflict_do_nothing(index_elements=[unique])
-    return bool(s.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    return s.execute(stmt.returning(table.c[unique])).first() is not None
 
 
 def rotation_of_finding(store: Store, finding_id: int) -> str | None:
