@@ -37,7 +37,7 @@ from rotators.base import (
     TestFailed,
     VerifyFailed,
 )
-from rotators.providers._dbcommon import env_password, extra, one_line, replacement
+from rotators.providers._common import env_password, extra, one_line, replacement
 
 NAME = "mariadb-password"
 STEPS = ("create", "store", "set", "test", "finish", "revoke", "verify")

@@ -41,7 +41,7 @@ from rotators.base import (
     TestFailed,
     VerifyFailed,
 )
-from rotators.providers._dbcommon import env_password, extra, one_line, replacement
+from rotators.providers._common import env_password, extra, one_line, replacement
 
 NAME = "postgres-password"
 STEPS = ("create", "store", "set", "test", "finish", "revoke", "verify")

@@ -1,5 +1,5 @@
-"""What the database role rotators share: the new password, the exposed credential's
-public parts, and reading the privileged password from the environment."""
+"""What the providers share: the new password and the public parts of a credential for the
+database rotators, and reading a privileged secret from the environment."""
 
 from __future__ import annotations
 
