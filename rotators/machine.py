@@ -310,6 +310,9 @@ class Machine:
         if attempt >= limit:
             return self._failed(state, step, RotationError(f"{msg} (after {attempt} attempts)"))
         when = self.policy.retry_at(attempt, self.clock())
+        asked = getattr(exc, "retry_after", None)  # the provider's Retry-After, if longer
+        if isinstance(asked, int | float) and asked > 0:
+            when = max(when, self.clock() + timedelta(seconds=min(asked, 3600)))
         self.log.fail_step(state.id, step, msg, retry_at=when)
         self.log.set_status(state.id, "waiting", error=msg)
         log.warning(

@@ -94,6 +94,8 @@ class SlackRotationNotifier:
 
     def rotation_event(self, state: RotationState, event: str, detail: str) -> None:
         where, author, sev = self._leak(state.id)
+        if event == "succeeded" and state.mode == "revoke":
+            event = "revoked"  # nothing replaced it: a revoke-only provider
         lines = [f"*{escape(state.rotator)}* {_code(state.exposed.identifier)}: {escape(detail)}"]
         if where:
             lines.append(f"*Leaked in* {where}")
