@@ -42,6 +42,13 @@ AWS_SECRET = re.compile(r"^[A-Za-z0-9/+]{40}$")
 SIBLING_LINES = 10  # an AWS key id and its secret: this many lines apart at most
 
 
+# rotations this process is running now, whichever Rotations object runs them: the
+# lease's holder is the process, so two threads of one process (the API's kick and the
+# leader's tick) must not both take one
+_running: set[str] = set()
+_running_lock = threading.Lock()
+
+
 class NotFound(Exception):
     pass
 
@@ -396,7 +403,7 @@ class Rotations:
     def run(self, rotation_id: str, *, now_regardless: bool = False) -> dict[str, Any]:
         """Drive the rotation as far as it goes now; its view afterwards. Another
         process holding it: left to that one (the view says where it is)."""
-        from sentinel.store.rotations import claim, release, view
+        from sentinel.store.rotations import view
 
         v = view(self.store, rotation_id)
         if v is None:
@@ -409,6 +416,19 @@ class Rotations:
             and v["next_attempt_at"] > utcnow()
         ):
             return v
+        with _running_lock:
+            if rotation_id in _running:
+                return v  # another thread of this process runs it
+            _running.add(rotation_id)
+        try:
+            return self._run_claimed(rotation_id, v)
+        finally:
+            with _running_lock:
+                _running.discard(rotation_id)
+
+    def _run_claimed(self, rotation_id: str, v: dict[str, Any]) -> dict[str, Any]:
+        from sentinel.store.rotations import claim, release, view
+
         if not claim(self.store, rotation_id, self.holder, self.cfg.lease_seconds):
             log.info("rotation %s: held by another runner", rotation_id)
             return v
