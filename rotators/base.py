@@ -200,7 +200,9 @@ class Rotator(Revoker, Protocol):
 
     def purge(self, exposed: Credential) -> bool:
         """After the grace period, delete what ``revoke`` disabled. False if there
-        is nothing more to do (already deleted, or revoke was final)."""
+        is nothing more to do (already deleted, or revoke was final). A provider
+        whose revoke is always final says so with a class attribute ``purges = False``
+        and the machine does not wait out the grace period for it."""
         ...
 
 

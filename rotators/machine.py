@@ -180,7 +180,10 @@ class Machine:
         now = self.clock()
         due = state.purge_after
         if due is None:
-            due = now + timedelta(seconds=self.policy.purge_grace_seconds)
+            # a provider whose revoke is final (a replaced password) has nothing to
+            # delete later: its purge runs at once
+            grace = self.policy.purge_grace_seconds if getattr(self.provider, "purges", True) else 0
+            due = now + timedelta(seconds=grace)
             if due > now:
                 self.log.set_status(state.id, "waiting", purge_after=due)
                 self._tell(

@@ -71,6 +71,7 @@ def _reason(exc: BaseException) -> str:
 class MariadbPassword:
     name = NAME
     mode: Literal["rotate", "revoke"] = "rotate"
+    purges = False  # apply replaced the password: nothing is left to delete later
 
     def __init__(
         self,

@@ -72,6 +72,7 @@ def _login_error(exc: psycopg.OperationalError) -> tuple[bool, str]:
 class PostgresPassword:
     name = NAME
     mode: Literal["rotate", "revoke"] = "rotate"
+    purges = False  # apply replaced the password: nothing is left to delete later
 
     def __init__(
         self,
