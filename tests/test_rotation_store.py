@@ -228,3 +228,27 @@ def test_a_rotation_is_run_by_one_holder_and_a_dead_one_is_taken_over(
             s.scalar(select(RotationFinding.rotation_id).where(RotationFinding.finding_id == f.id))
             == rid
         )
+
+
+def test_keys_rotate_reseals_the_values_a_rotation_keeps(opened: Any, tmp_path: Path) -> None:
+    import dataclasses
+
+    from sentinel.jobs.rotation import Rotations
+    from sentinel.store.crypto import Keyring
+    from sentinel.store.rekey import reseal_all
+    from sentinel.store.rotations import SqlRotationLog
+
+    gh = token("ghp", 11)
+    _scan(tmp_path, "ci.env", f"GITHUB_TOKEN={gh}\n")
+    [f] = [f for r, f in _findings(opened).items() if r.startswith("github")]
+    rid = Rotations(opened, _settings()).request(f.id, "t").rotation_id
+    old_ring = opened.keyring
+    new_key = os.urandom(32)
+    ring = Keyring.of([new_key, *old_ring.keys.values()], "test")
+    moved = dataclasses.replace(opened, keyring=ring)
+    done, left = reseal_all(moved)
+    assert done == 2 and left == 0  # the finding's value and the rotation's
+    with opened.sessions() as s:
+        assert s.get(Rotation, rid).secret_key_id == ring.current
+    only_new = dataclasses.replace(opened, keyring=Keyring.of([new_key], "new"))
+    assert SqlRotationLog(only_new).load(rid).exposed.secret == gh

@@ -247,6 +247,11 @@ class SqlRotationLog:
             r.replacement_extra = dict(new.extra)
             r.replacement_sealed = sealed
             if key_id is not None:
+                if r.exposed_sealed is not None and r.secret_key_id != key_id:
+                    # one key id per row: the exposed value moves to the current key too
+                    bound = _bound(rotation_id, "exposed")
+                    plain = self.store.keyring.open(r.exposed_sealed, bound)
+                    r.exposed_sealed = self.store.keyring.seal(plain, bound)[0]
                 r.secret_key_id = key_id
             self._event(
                 s, rotation_id, "minted", step="create", detail={"identifier": new.identifier}
