@@ -16,7 +16,12 @@ import pytest
 
 from detectors.validators import make_crc32_token
 
-pytest_plugins = ["tests.registry", "tests.storefixtures", "tests.motoserver"]  # registry*, db_url, store_env, store
+pytest_plugins = [
+    "tests.registry",
+    "tests.storefixtures",
+    "tests.motoserver",
+    "tests.baoserver",
+]  # registry*, db_url, store_env, store, moto, bao
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT.parent / "shared" / "schemas"
