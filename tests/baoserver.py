@@ -137,8 +137,10 @@ class BaoServer:
         self.client().sys.seal()
 
     def unseal(self) -> None:
+        """Unseal with the key kept from init; returns once the node is active again."""
         r = self._http.put(f"{self.url}/v1/sys/unseal", json={"key": self.unseal_key}, timeout=10)
         r.raise_for_status()
+        self._wait(time.monotonic() + READY_TIMEOUT, lambda h: h is not None and h["active"])
 
     # -- clients --------------------------------------------------------------------------
 

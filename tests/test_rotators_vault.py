@@ -222,8 +222,7 @@ def test_store_down_or_sealed_is_retryable_and_data_survives_a_restart(
         with pytest.raises(Retryable, match="sealed"):
             kv.promote(path, token=rid)
     finally:
-        bao.unseal()
-        bao.start()  # waits until active again
+        bao.unseal()  # waits until active again
     kv.promote(path, token=rid)
     assert kv.read_current(path) == new
 
