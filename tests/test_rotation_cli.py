@@ -141,3 +141,33 @@ def test_auto_rotation_contains_a_key_found_by_a_scan(
     finally:
         stop_serve(proc)
     assert key.access_key_id not in moto.keys(key.user) and refused(moto, key)
+
+
+def test_the_deletion_waits_out_the_grace_period_then_the_scheduler_does_it(
+    moto: Any, opened: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentinel import settings as settings_mod
+    from sentinel.jobs.rotation import Rotations
+
+    cfg = write_config(tmp_path / "service.toml", moto, grace=1.5)
+    for k, v in env_for(moto).items():
+        monkeypatch.setenv(k, v)
+    leak = plant_and_scan(tmp_path, moto, opened)
+    rot = Rotations(opened, settings_mod.load(cfg))
+    rid = rot.request(leak.finding_id, "test").rotation_id
+    v = rot.run(rid)
+    # revoked and verified; the key is only deactivated until the grace period ends
+    assert v["status"] == "waiting" and v["purge_after"] is not None, v
+    states = {s["name"]: s["state"] for s in v["steps"]}
+    assert states["verify"] == "done" and states["purge"] == "pending"
+    assert moto.keys(leak.key.user)[leak.key.access_key_id] == "Inactive"
+    assert rot.tick() == [] or rot.run(rid)["status"] == "waiting"  # not yet
+    assert leak.key.access_key_id in moto.keys(leak.key.user)
+    deadline = time.monotonic() + 20
+    while v["status"] == "waiting":
+        assert time.monotonic() < deadline, v
+        time.sleep(0.3)
+        rot.tick()
+        v = rot.run(rid)
+    assert v["status"] == "succeeded"
+    assert leak.key.access_key_id not in moto.keys(leak.key.user) and refused(moto, leak.key)
