@@ -207,6 +207,11 @@ class VaultSession:
         return f"{name} (accessor {accessor}{ns}) at {self.auth.url}"
 
 
+# The server's own words for a KV mount that is still upgrading to v2 ("This backend will
+# be unavailable for a brief period and will resume service shortly"): worth a retry.
+_TRANSIENT = "Upgrading from non-versioned to versioned data"
+
+
 def first_error(exc: Exception) -> str:
     """The server's first error line (they name paths and reasons, never a value)."""
     errors = getattr(exc, "errors", None)
@@ -237,4 +242,7 @@ def guard(fn: Callable[[], T], what: str, *, reraise: tuple[type[BaseException],
     except hx.Forbidden:
         raise RotationError(f"vault: {what}: permission denied") from None
     except hx.VaultError as exc:
-        raise RotationError(f"vault: {what}: {first_error(exc)}") from None
+        reason = first_error(exc)
+        if _TRANSIENT in reason:  # a new KV v2 mount upgrades itself, then serves
+            raise Retryable(f"vault: {what}: {reason}") from None
+        raise RotationError(f"vault: {what}: {reason}") from None

@@ -314,3 +314,30 @@ def test_approle_with_a_wrong_secret_id_is_refused(
         store.read_current(_path())
     assert not isinstance(err.value, Retryable)
     assert wrong.read_text() not in str(err.value)
+
+
+def test_a_kv_mount_still_upgrading_is_retried_not_failed() -> None:
+    """OpenBao answers 400 "Upgrading from non-versioned to versioned data ... will resume
+    service shortly" for a moment after a KV v2 mount is enabled: the scheduler retries
+    that with backoff instead of failing the rotation for good."""
+    import hvac.exceptions as hx
+
+    from rotators.vaultauth import guard
+
+    def upgrading() -> None:
+        raise hx.InvalidRequest(
+            errors=[
+                "Upgrading from non-versioned to versioned data. This backend will be "
+                "unavailable for a brief period and will resume service shortly."
+            ]
+        )
+
+    with pytest.raises(Retryable, match="Upgrading"):
+        guard(upgrading, "read secret/app/db")
+
+    def missing() -> None:
+        raise hx.InvalidRequest(errors=["no handler for route"])
+
+    with pytest.raises(RotationError, match="no handler") as err:
+        guard(missing, "read secret/app/db")
+    assert not isinstance(err.value, Retryable)

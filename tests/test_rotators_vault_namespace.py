@@ -17,6 +17,21 @@ pytestmark = pytest.mark.integration
 ENV = "SNT_TEST_VAULT_ROOT"
 
 
+def _wait_until_kv_serves(client: Any) -> None:
+    """A new KV v2 mount upgrades itself for a moment before it serves."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.secrets.kv.v2.read_configuration(mount_point="secret")
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def test_a_store_in_a_namespace_writes_there_only(
     bao: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -28,6 +43,7 @@ def test_a_store_in_a_namespace_writes_there_only(
     root.sys.create_namespace(path=ns)
     in_ns = hvac.Client(url=bao.url, token=bao.token, namespace=ns)
     in_ns.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+    _wait_until_kv_serves(in_ns)
     store = vault_kv.build({"url": bao.url, "token_env": ENV, "namespace": ns})
     token = "11111111-2222-3333-4444-" + secrets.token_hex(6)
     store.stage("secret/data/app/db", {"password": "x" * 20}, token=token, metadata={})
