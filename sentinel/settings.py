@@ -4,7 +4,8 @@
 Sections: ``[service]`` (listening, limits, what API-requested scans may read),
 ``[alerts.slack]`` and ``[[alerts.routes]]`` (sentinel.alerts), ``[scheduler]`` (the
 leader lease, misfires), ``[[schedules]]`` (rescans of registered targets) and
-``[rotation]`` (secret stores, targets, auto-rotation, managed credentials). Unknown keys are refused, so a typo is an error, not a
+``[rotation]`` (secret stores, targets, auto-rotation, managed credentials), ``[[sweeps]]``
+(organisation-wide sweeps) and ``[worker]`` (in-process or Celery). Unknown keys are refused, so a typo is an error, not a
 setting silently ignored.
 """
 
@@ -183,13 +184,58 @@ class RotationSection(_Strict):
         return self
 
 
+SWEEP_PROVIDERS = ("github", "gitlab", "local", "file", "registry", "kube")
+
+
+class SweepConfig(_Strict):
+    """``[[sweeps]]``: a provider that lists targets (repositories, images, clusters), its
+    options (no secret inline: ``token_env`` and the like name environment variables)
+    and, optionally, a cron schedule the service's scheduler runs it on."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    provider: Literal["github", "gitlab", "local", "file", "registry", "kube"]
+    options: dict[str, Any] = Field(default_factory=dict)
+    cron: str | None = Field(None, min_length=1, max_length=200)
+    timezone: str = "UTC"
+    enabled: bool = True
+    # targets of this sweep worked on at once, across all workers (API rate limits)
+    max_parallel: int | None = Field(None, ge=1, le=1000)
+    # a target failing with a retryable error (a fetch timing out, a 5xx) is tried again
+    max_attempts: int = Field(3, ge=1, le=20)
+
+
+class WorkerSection(_Strict):
+    """``[worker]``: where sweep targets run. ``inprocess`` (the default): threads of the
+    process that started the sweep. ``celery``: one task per target on Celery workers
+    (``sentinel worker``) through the broker, routed to a queue per target kind."""
+
+    backend: Literal["inprocess", "celery"] = "inprocess"
+    threads: int = Field(2, ge=1, le=64)  # in-process: targets worked on at once
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    broker_url_env: str | None = None  # when the URL carries a password
+    queue_prefix: str = Field("sentinel", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    concurrency: int = Field(2, ge=1, le=256)  # processes per `sentinel worker`
+    retry_backoff_seconds: float = Field(5, gt=0, le=3600)
+    retry_backoff_max_seconds: float = Field(600, gt=0, le=86400)
+    visibility_timeout_seconds: int = Field(3600, ge=10, le=7 * 86400)
+
+
 class ServiceSettings(_Strict):
     service: ServiceSection = Field(default_factory=ServiceSection)  # type: ignore[arg-type]
     alerts: dict[str, Any] = Field(default_factory=dict)
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)  # type: ignore[arg-type]
     schedules: list[Schedule] = Field(default_factory=list)
     rotation: RotationSection = Field(default_factory=RotationSection)  # type: ignore[arg-type]
+    sweeps: list[SweepConfig] = Field(default_factory=list)
+    worker: WorkerSection = Field(default_factory=WorkerSection)  # type: ignore[arg-type]
     source: str | None = None  # the file it came from
+
+    @model_validator(mode="after")
+    def _sweep_names_unique(self) -> ServiceSettings:
+        names = [s.name for s in self.sweeps]
+        if len(names) != len(set(names)):
+            raise ValueError("sweeps: two sweeps have one name")
+        return self
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

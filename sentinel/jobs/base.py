@@ -24,3 +24,16 @@ class JobRunner(Protocol):
         """Jobs accepted and not finished (waiting or running)."""
 
     def shutdown(self, wait: bool = True) -> None: ...
+
+
+class TargetDispatcher(Protocol):
+    """Where a sweep's targets run: threads here (``sentinel.jobs.inprocess``) or one
+    Celery task per target (``sentinel.jobs.celery_app``). A submission names the sweep
+    and the target's key, nothing else: the store's sweep_targets row holds the rest, so
+    a task can be delivered twice, retried or taken over by another worker, and
+    ``sentinel.sweeps.run.run_target`` makes the second run a no-op."""
+
+    def submit_target(self, sweep_id: str, target_key: str, kind: str) -> None:
+        """Queue one target (``kind`` routes it: git, image, cluster)."""
+
+    def shutdown(self, wait: bool = True) -> None: ...
